@@ -1,0 +1,62 @@
+# The two commands of the README: `make run` (set up and run the app) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+PYTEST_ARGS ?=
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test install install-dev lint format lock migrate superuser web worker clean
+
+$(VENV)/.runtime-installed: requirements.txt scripts/system-packages.sh
+	scripts/system-packages.sh runtime
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
+	scripts/system-packages.sh test
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime-installed
+install-dev: $(VENV)/.dev-installed
+
+## run: install everything, migrate the embedded SQLite database, run the web server and a Celery worker.
+run: install migrate
+	PATH="$(BIN):$$PATH" $(BIN)/honcho --procfile Procfile.dev start
+
+## test: lint, the migrations gate and the whole pytest suite (DATABASE_URL/REDIS_URL pick the services).
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=covidxray.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+superuser: install
+	$(BIN)/python manage.py createsuperuser
+
+web: install
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+worker: install
+	$(BIN)/celery -A covidxray worker --loglevel=INFO --concurrency=1
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## lock: recompile the pinned requirement files from requirements*.in.
+lock: install-dev
+	$(BIN)/python -m pip install -q pip-tools
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.txt requirements.in
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "CovidXray administration"
+admin.site.site_title = "CovidXray admin"
+admin.site.index_title = "Hospital administration"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="accounts:profile"), name="home"),
+    path("accounts/", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""Patients, scans and their results (see the web-app and inference issues)."""

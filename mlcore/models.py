@@ -1,0 +1,1 @@
+"""Model versions trained by ``manage.py train_model`` (see the mlcore issue)."""
