@@ -1,0 +1,70 @@
+"""Every page needs a signed-in user, except the few that let one sign in."""
+
+import uuid
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC_URL_NAMES = {
+    "accounts:login",
+    "accounts:register",
+    "accounts:registration_pending",
+    "accounts:password_reset",
+    "accounts:password_reset_done",
+    "accounts:password_reset_confirm",
+    "accounts:password_reset_complete",
+    "admin:login",
+}
+DUMMY_VALUES = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": str(uuid.uuid4())}
+
+
+def walk(patterns, prefix="", namespace=None):
+    """Yield (name, concrete path, view) for every URL pattern, with dummy values for converters."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = ":".join(filter(None, [namespace, pattern.namespace])) or None
+            yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        elif isinstance(pattern, URLPattern):
+            route = prefix + str(pattern.pattern)
+            for converter, value in DUMMY_VALUES.items():
+                route = _fill(route, converter, value)
+            name = ":".join(filter(None, [namespace, pattern.name])) or route
+            yield name, "/" + route.lstrip("^").rstrip("$"), pattern.callback
+
+
+def _fill(route, converter, value):
+    import re
+
+    route = re.sub(rf"<{converter}:\w+>", value, route)
+    if converter == "str":
+        route = re.sub(r"<\w+>", value, route)
+        route = re.sub(r"\(\?P<\w+>[^)]*\)", value, route)
+    return route
+
+
+ALL_PATTERNS = [entry for entry in walk(get_resolver().url_patterns) if "(?" not in entry[1]]
+
+
+def test_the_walk_covers_the_app_and_the_admin():
+    names = {name for name, _, _ in ALL_PATTERNS}
+    assert {"home", "accounts:profile", "accounts:password_change", "admin:index"} <= names
+
+
+def test_only_the_sign_in_pages_are_public():
+    public = {name for name, _, view in ALL_PATTERNS if not getattr(view, "login_required", True)}
+    assert public == PUBLIC_URL_NAMES
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [(name, path) for name, path, view in ALL_PATTERNS if getattr(view, "login_required", True)],
+)
+def test_anonymous_user_is_sent_to_sign_in(client, name, path):
+    response = client.get(path)
+
+    assert response.status_code == 302, f"{name} ({path}) answered {response.status_code}"
+    assert response["Location"].startswith(
+        (reverse("accounts:login") + "?next=", reverse("admin:login") + "?next=")
+    )

@@ -1,0 +1,60 @@
+"""Settings modes: production passes Django's deployment check with nothing to report."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args, **env):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")} | env
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_mode_passes_check_deploy():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_SETTINGS_MODULE="covidxray.settings.production",
+        DJANGO_SECRET_KEY="prod-" + "k3y-Zq8w!Lm2#Rt6$Vx9" * 3,
+        DJANGO_ALLOWED_HOSTS="xray.hospital.example",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key():
+    result = run_manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="covidxray.settings.production",
+        DJANGO_ALLOWED_HOSTS="xray.hospital.example",
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_argon2_is_the_first_password_hasher_outside_tests():
+    from covidxray.settings import base
+
+    assert base.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+def test_celery_broker_follows_redis_url():
+    redis_url = os.environ.get("REDIS_URL")
+
+    assert settings.CELERY_BROKER_URL == (redis_url or "filesystem://")
