@@ -1,0 +1,317 @@
+"""A whole training run, and the evaluation of a stored model on another folder; no Django here."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlcore.core import plots
+from mlcore.core.dataset import (
+    POSITIVE,
+    Dataset,
+    DatasetError,
+    binarize,
+    discover_dataset,
+    load_images,
+    split_dataset,
+)
+from mlcore.core.evaluation import THRESHOLD_RULE, choose_threshold, evaluate
+from mlcore.core.inference import load_model, predict_probabilities
+from mlcore.core.model import ModelConfig, build_network, summarize
+from mlcore.core.preprocessing import PreprocessingSpec, to_display
+from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
+
+MODEL_FILENAME = "model.keras"
+CHECKPOINT_FILENAME = "best.weights.h5"
+SAMPLES_PER_CLASS = 40
+
+
+@dataclass
+class RunOptions:
+    model: ModelConfig
+    training: TrainingConfig
+    preprocessing: PreprocessingSpec
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    positive_class: str = POSITIVE
+    class_aliases: dict | None = None
+
+    def hyperparameters(self) -> dict:
+        return {
+            "model": self.model.as_dict(),
+            "training": self.training.as_dict(),
+            "preprocessing": self.preprocessing.as_dict(),
+            "validation_fraction": self.validation_fraction,
+            "test_fraction": self.test_fraction,
+            "positive_class": self.positive_class,
+        }
+
+
+@dataclass
+class TrainingRun:
+    """What a finished (or interrupted) run produced, ready to be stored as a model version."""
+
+    class_names: list[str]
+    positive_class: str
+    preprocessing: PreprocessingSpec
+    hyperparameters: dict
+    dataset_summary: dict
+    model_summary: dict
+    outcome: TrainingOutcome
+    model_path: Path
+    threshold: float | None = None
+    threshold_rule: str = THRESHOLD_RULE
+    validation_metrics: dict = field(default_factory=dict)
+    test_metrics: dict = field(default_factory=dict)
+    plots: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
+
+
+def check_dataset(data_dir: str | Path, options: RunOptions) -> Dataset:
+    """Fail fast, before any image is decoded, on a folder that cannot be trained on."""
+    dataset = discover_dataset(data_dir, class_aliases=options.class_aliases)
+    if options.positive_class not in dataset.class_names:
+        raise DatasetError(f"Positive class {options.positive_class} is not among {dataset.class_names}.")
+    split_dataset(
+        [item.label for item in dataset.items],
+        [item.patient_id for item in dataset.items],
+        validation_fraction=options.validation_fraction,
+        test_fraction=options.test_fraction,
+        seed=options.training.seed,
+    )
+    return dataset
+
+
+def train_from_folder(
+    data_dir: str | Path,
+    options: RunOptions,
+    work_dir: Path,
+    *,
+    log: Callable[[str], None] = print,
+    verbose: int = 1,
+) -> TrainingRun:
+    dataset = check_dataset(data_dir, options)
+    log(f"Loading {len(dataset.items)} images from {dataset.root} at {options.preprocessing.image_size}px.")
+    images, items, skipped = load_images(dataset.items, options.preprocessing, root=dataset.root)
+    skipped = dataset.skipped + skipped
+    if skipped:
+        log(f"Skipped {len(skipped)} unreadable file(s); they are listed in the dataset summary.")
+    labels = [item.label for item in items]
+    if len(set(labels)) < 2:
+        raise DatasetError("After skipping unreadable files, one class has no images left.")
+    split = split_dataset(
+        labels,
+        [item.patient_id for item in items],
+        validation_fraction=options.validation_fraction,
+        test_fraction=options.test_fraction,
+        seed=options.training.seed,
+    )
+    y = binarize(labels, dataset.class_names)
+    positive_index = dataset.class_names.index(options.positive_class)
+    summary = _dataset_summary(dataset, items, split.as_dict(), skipped)
+    log(
+        "Split (images): "
+        + ", ".join(f"{name} {summary['counts'][name]}" for name in ("train", "validation", "test"))
+    )
+
+    pretrained = options.model.weights != "none"
+    parts = build_network(options.model)
+    if pretrained:
+        parts.base.trainable = False
+    work_dir.mkdir(parents=True, exist_ok=True)
+    outcome = train_network(
+        parts,
+        x_train=images[split.train],
+        y_train=y[split.train],
+        x_val=images[split.validation],
+        y_val=y[split.validation],
+        config=options.training,
+        pretrained=pretrained,
+        black=options.preprocessing.black,
+        value_range=(options.preprocessing.black, 1.0),
+        checkpoint_path=work_dir / CHECKPOINT_FILENAME,
+        verbose=verbose,
+        log=log,
+    )
+    model_path = work_dir / MODEL_FILENAME
+    parts.model.save(model_path)
+    run = TrainingRun(
+        class_names=dataset.class_names,
+        positive_class=options.positive_class,
+        preprocessing=options.preprocessing,
+        hyperparameters=options.hyperparameters(),
+        dataset_summary=summary,
+        model_summary=summarize(parts.model),
+        outcome=outcome,
+        model_path=model_path,
+        environment=_environment(),
+    )
+    run.plots.update(_training_plots(outcome, images, items, split.as_dict(), dataset.class_names, options))
+    if outcome.interrupted:
+        return run
+
+    p_val = predict_probabilities(
+        parts.model, images[split.validation], batch_size=options.training.batch_size
+    )
+    y_val_pos = y[split.validation][:, positive_index]
+    run.threshold = choose_threshold(y_val_pos, p_val[:, positive_index])
+    run.validation_metrics = evaluate(
+        y_positive=y_val_pos,
+        p_positive=p_val[:, positive_index],
+        threshold=run.threshold,
+        class_names=dataset.class_names,
+        positive_class=options.positive_class,
+        sources=[items[i].source for i in split.validation],
+    )
+    p_test = predict_probabilities(parts.model, images[split.test], batch_size=options.training.batch_size)
+    run.test_metrics = evaluate(
+        y_positive=y[split.test][:, positive_index],
+        p_positive=p_test[:, positive_index],
+        threshold=run.threshold,
+        class_names=dataset.class_names,
+        positive_class=options.positive_class,
+        sources=[items[i].source for i in split.test],
+    )
+    run.plots.update(evaluation_plots(run.test_metrics, prefix="test"))
+    return run
+
+
+def _dataset_summary(dataset: Dataset, items, split: dict, skipped: list[dict]) -> dict:
+    per_split = {}
+    sources = {}
+    for name, indices in split.items():
+        counts = {label: 0 for label in dataset.class_names}
+        for i in indices:
+            counts[items[i].label] += 1
+            key = items[i].source or "unknown"
+            sources.setdefault(key, {s: {c: 0 for c in dataset.class_names} for s in split})
+            sources[key][name][items[i].label] += 1
+        per_split[name] = counts
+    return {
+        "root": str(dataset.root),
+        "class_names": dataset.class_names,
+        "images": len(items),
+        "patients_known": sum(1 for item in items if item.patient_id),
+        "per_split": per_split,
+        "counts": {name: len(indices) for name, indices in split.items()},
+        "per_source": sources if any(item.source for item in items) else {},
+        "skipped": skipped,
+    }
+
+
+def _training_plots(outcome, images, items, split, class_names, options) -> dict[str, tuple[str, bytes]]:
+    spec = options.preprocessing
+    result = {}
+    if outcome.history.get("loss"):
+        result["history_accuracy"] = (
+            "Accuracy per epoch",
+            plots.history_png(outcome.history, metric="accuracy"),
+        )
+        result["history_loss"] = ("Loss per epoch", plots.history_png(outcome.history, metric="loss"))
+    for class_name in class_names:
+        chosen = [i for i, item in enumerate(items) if item.label == class_name][:SAMPLES_PER_CLASS]
+        result[f"samples_{class_name.lower()}"] = (
+            f"First {len(chosen)} {class_name} images",
+            plots.image_grid_png(
+                [to_display(images[i], spec) for i in chosen],
+                [items[i].path.name[:18] for i in chosen],
+                title=f"{class_name}: first {len(chosen)} images",
+            ),
+        )
+    examples = [("train", i) for i in split["train"][:8]] + [("test", i) for i in split["test"][:8]]
+    result["train_test_examples"] = (
+        "Training and test images with their labels",
+        plots.image_grid_png(
+            [to_display(images[i], spec) for _, i in examples],
+            [f"{part}: {items[i].label}" for part, i in examples],
+            title="Training (first row) and test (second row) images",
+        ),
+    )
+    return result
+
+
+def evaluation_plots(metrics: dict, *, prefix: str) -> dict[str, tuple[str, bytes]]:
+    result = {
+        f"{prefix}_confusion_counts": (
+            "Confusion matrix (counts)",
+            plots.confusion_png(metrics, percent=False),
+        ),
+        f"{prefix}_confusion_percent": (
+            "Confusion matrix (percent)",
+            plots.confusion_png(metrics, percent=True),
+        ),
+        f"{prefix}_calibration": ("Reliability (calibration)", plots.calibration_png(metrics)),
+    }
+    if metrics.get("roc"):
+        result[f"{prefix}_roc"] = ("ROC curve", plots.roc_png(metrics))
+    return result
+
+
+@dataclass
+class ExternalEvaluation:
+    dataset_summary: dict
+    metrics: dict
+    plots: dict[str, tuple[str, bytes]]
+    seconds: float
+
+
+def evaluate_folder(
+    data_dir: str | Path,
+    *,
+    model_path: Path,
+    class_names: list[str],
+    positive_class: str,
+    threshold: float,
+    preprocessing: PreprocessingSpec,
+    class_aliases: dict | None = None,
+    batch_size: int = 32,
+    log: Callable[[str], None] = print,
+) -> ExternalEvaluation:
+    """Every image of another folder is test data for a stored model (external validation)."""
+    started = time.perf_counter()
+    dataset = discover_dataset(data_dir, class_aliases=class_aliases)
+    if sorted(dataset.class_names) != sorted(class_names):
+        raise DatasetError(
+            f"The folder's classes {dataset.class_names} differ from the model's {class_names}."
+        )
+    images, items, skipped = load_images(dataset.items, preprocessing, root=dataset.root)
+    if not items:
+        raise DatasetError(f"No readable images in {dataset.root}.")
+    log(f"Evaluating on {len(items)} images from {dataset.root}.")
+    model = load_model(model_path)
+    probabilities = predict_probabilities(model, images, batch_size=batch_size)
+    positive_index = class_names.index(positive_class)
+    y_positive = np.array([1 if item.label == positive_class else 0 for item in items])
+    metrics = evaluate(
+        y_positive=y_positive,
+        p_positive=probabilities[:, positive_index],
+        threshold=threshold,
+        class_names=class_names,
+        positive_class=positive_class,
+        sources=[item.source for item in items],
+    )
+    summary = _dataset_summary(dataset, items, {"test": list(range(len(items)))}, dataset.skipped + skipped)
+    return ExternalEvaluation(
+        dataset_summary=summary,
+        metrics=metrics,
+        plots=evaluation_plots(metrics, prefix="external"),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _environment() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "machine": platform.machine(),
+        "processor_count": __import__("os").cpu_count(),
+    }

@@ -1,0 +1,127 @@
+"""Evaluation figures as PNG bytes (matplotlib's object API: no global pyplot state, safe in workers)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def roc_png(metrics: dict, *, title: str = "ROC curve") -> bytes:
+    figure = Figure(figsize=(5, 5))
+    axes = figure.subplots()
+    roc = metrics.get("roc")
+    if roc:
+        axes.plot(roc["fpr"], roc["tpr"], lw=2, label=f"AUC = {metrics['auc']:.3f}")
+        sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
+        if sens is not None and spec is not None:
+            axes.plot(
+                [1 - spec],
+                [sens],
+                "o",
+                color="crimson",
+                label=f"threshold {metrics['threshold']:.3f}",
+            )
+    axes.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    axes.set(
+        xlabel="False positive rate (1 - specificity)",
+        ylabel="True positive rate (sensitivity)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title=title,
+    )
+    axes.legend(loc="lower right")
+    return _png(figure)
+
+
+def confusion_png(metrics: dict, *, percent: bool) -> bytes:
+    matrix = metrics["confusion_matrix"]
+    values = np.array(matrix["percent_of_true_class"] if percent else matrix["counts"], dtype=float)
+    labels = matrix["labels"]
+    figure = Figure(figsize=(4.6, 4))
+    axes = figure.subplots()
+    image = axes.imshow(values, cmap="Blues", vmin=0, vmax=100 if percent else max(values.max(), 1))
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    for (row, column), value in np.ndenumerate(values):
+        text = f"{value:.1f}%" if percent else f"{int(value)}"
+        dark = value > (50 if percent else values.max() / 2)
+        axes.text(
+            column, row, text, ha="center", va="center", color="white" if dark else "black", fontsize=13
+        )
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set(
+        xlabel="Predicted",
+        ylabel="True",
+        title="Confusion matrix (% of true class)" if percent else "Confusion matrix (counts)",
+    )
+    return _png(figure)
+
+
+def history_png(history: dict, *, metric: str) -> bytes:
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
+    train, validation = history.get(metric, []), history.get(f"val_{metric}", [])
+    epochs = np.arange(1, len(train) + 1)
+    axes.plot(epochs, train, marker="o", ms=3, label="training")
+    if validation:
+        axes.plot(epochs[: len(validation)], validation, marker="o", ms=3, label="validation")
+    phases = history.get("phase", [])
+    for epoch in range(1, len(phases)):
+        if phases[epoch] != phases[epoch - 1]:
+            axes.axvline(epoch + 0.5, color="grey", ls=":", lw=1)
+    axes.set(xlabel="Epoch", ylabel=metric, title=f"{metric.capitalize()}: training vs validation")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def calibration_png(metrics: dict) -> bytes:
+    figure = Figure(figsize=(5, 5))
+    axes = figure.subplots()
+    bins = [b for b in metrics["calibration_bins"] if b["count"]]
+    axes.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    axes.plot(
+        [b["mean_predicted"] for b in bins],
+        [b["fraction_positive"] for b in bins],
+        marker="o",
+        label="model",
+    )
+    axes.set(
+        xlabel="Mean predicted probability of the positive class",
+        ylabel="Fraction of positives",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=(
+            f"Reliability: Brier {metrics['brier_score']:.3f}, "
+            f"ECE {metrics['expected_calibration_error']:.3f}"
+        ),
+    )
+    axes.legend(loc="upper left")
+    return _png(figure)
+
+
+def image_grid_png(
+    images: Sequence[np.ndarray], titles: Sequence[str], *, columns: int = 8, title: str = ""
+) -> bytes:
+    """Grayscale [0, 1] images in a grid with a caption under each."""
+    count = max(len(images), 1)
+    rows = int(np.ceil(count / columns))
+    figure = Figure(figsize=(columns * 1.6, rows * 1.8 + (0.4 if title else 0)))
+    axes_grid = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for axes in axes_grid:
+        axes.axis("off")
+    for axes, image, caption in zip(axes_grid, images, titles, strict=False):
+        axes.imshow(image, cmap="gray", vmin=0, vmax=1)
+        axes.set_title(caption, fontsize=7)
+    if title:
+        figure.suptitle(title)
+    return _png(figure)
