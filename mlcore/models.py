@@ -1,1 +1,111 @@
-"""Model versions trained by ``manage.py train_model`` (see the mlcore issue)."""
+"""Model versions trained by ``manage.py train_model``, their evaluations and their plots."""
+
+from django.conf import settings
+from django.db import models
+
+from mlcore.storage import model_store
+
+
+def version_file_path(instance, filename: str) -> str:
+    return f"versions/{instance.pk}/{filename}"
+
+
+def plot_file_path(instance, filename: str) -> str:
+    return f"versions/{instance.version_id}/plots/{filename}"
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.TRAINING)
+    command = models.TextField(blank=True, help_text="The command line that trained this version.")
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    model_summary = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=dict, blank=True, help_text="Per-epoch training history.")
+    wall_time_seconds = models.FloatField(null=True, blank=True)
+    images_per_second = models.FloatField(null=True, blank=True)
+    dataset_summary = models.JSONField(default=dict, blank=True)
+    class_names = models.JSONField(default=list, blank=True)
+    positive_class = models.CharField(max_length=50, default="COVID")
+    preprocessing = models.JSONField(default=dict, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    threshold_rule = models.TextField(blank=True)
+    validation_metrics = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on the held-out test split.")
+    environment = models.JSONField(default=dict, blank=True)
+    model_file = models.FileField(
+        storage=model_store, upload_to=version_file_path, blank=True, max_length=300
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status == self.Status.SUCCEEDED and bool(self.model_file)
+
+
+class ActiveModelVersion(models.Model):
+    """A single row pointing at the version that diagnoses scans: at most one is ever active."""
+
+    singleton = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="activation")
+    activated_at = models.DateTimeField(auto_now=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(singleton=1), name="single_active_model")]
+
+    def __str__(self) -> str:
+        return f"Active: {self.version}"
+
+
+class Evaluation(models.Model):
+    """Metrics of one version on labelled images: its own test split, or another folder."""
+
+    class Kind(models.TextChoices):
+        TEST_SPLIT = "test_split", "Held-out test split"
+        EXTERNAL = "external", "External validation"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    data_dir = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    threshold = models.FloatField()
+    dataset_summary = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.version} on {self.data_dir} ({self.get_kind_display()})"
+
+
+class Plot(models.Model):
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="plots")
+    evaluation = models.ForeignKey(
+        Evaluation, null=True, blank=True, on_delete=models.CASCADE, related_name="plots"
+    )
+    key = models.SlugField(max_length=60)
+    title = models.CharField(max_length=200)
+    image = models.FileField(storage=model_store, upload_to=plot_file_path, max_length=300)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -149,13 +149,16 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
+# Trained model versions (weights, plots); never served from a public URL either.
+MODEL_STORE_DIR = env.path("COVIDXRAY_MODEL_DIR", default=str(VAR_DIR / "models"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "models": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MODEL_STORE_DIR)},
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-
-# Trained model versions (weights, plots) and the Keras ImageNet weights cache.
-MODEL_STORE_DIR = env.path("COVIDXRAY_MODEL_DIR", default=str(VAR_DIR / "models"))
 
 # Celery: Redis when REDIS_URL is set; otherwise a file-system broker that needs no server.
 REDIS_URL = env("REDIS_URL", default="")

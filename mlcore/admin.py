@@ -1,0 +1,341 @@
+"""Staff inspect model versions (metrics, plots, data) and choose the active one here."""
+
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
+from mlcore.reporting import interval, number
+from mlcore.selectors import model_version_active
+from mlcore.services import model_version_activate
+
+
+def plots_html(plots) -> str:
+    return (
+        format_html_join(
+            "",
+            '<figure style="display:inline-block;margin:0 12px 12px 0;vertical-align:top">'
+            '<img src="{}" alt="{}" style="max-width:520px;border:1px solid #ddd">'
+            "<figcaption>{}</figcaption></figure>",
+            ((reverse("mlcore:plot_image", args=[p.pk]), p.title, p.title) for p in plots),
+        )
+        or "—"
+    )
+
+
+def metrics_table(metrics: dict) -> str:
+    if not metrics:
+        return "—"
+    rows = [
+        ("Images", f"{metrics['n']} ({metrics['positives']} positive, {metrics['negatives']} negative)"),
+        ("Threshold", number(metrics.get("threshold"))),
+        ("AUC", number(metrics.get("auc"))),
+        ("Accuracy", number(metrics.get("accuracy"))),
+        ("Sensitivity (95% CI)", interval(metrics.get("sensitivity"))),
+        ("Specificity (95% CI)", interval(metrics.get("specificity"))),
+        ("PPV in this set (95% CI)", interval(metrics.get("ppv"))),
+        ("NPV in this set (95% CI)", interval(metrics.get("npv"))),
+        ("Brier score", number(metrics.get("brier_score"))),
+        ("Expected calibration error", number(metrics.get("expected_calibration_error"))),
+    ]
+    return format_html(
+        '<table style="min-width:480px">{}</table>',
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+    )
+
+
+def report_table(metrics: dict) -> str:
+    report = metrics.get("classification_report")
+    if not report:
+        return "—"
+    body = format_html_join(
+        "",
+        "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                name,
+                number(row["precision"]),
+                number(row["recall"]),
+                number(row["f1-score"]),
+                int(row["support"]),
+            )
+            for name, row in report.items()
+            if isinstance(row, dict)
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>"
+        "</tr></thead><tbody>{}</tbody>"
+        "<tfoot><tr><th>accuracy</th><td colspan=4>{}</td></tr></tfoot></table>",
+        body,
+        number(report.get("accuracy")),
+    )
+
+
+def per_source_table(metrics: dict) -> str:
+    sources = metrics.get("per_source")
+    if not sources:
+        return "—"
+    body = format_html_join(
+        "",
+        "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                source,
+                f"{part['n']} ({part['positives']}+/{part['negatives']}-)",
+                number(part.get("auc")),
+                number(part.get("accuracy")),
+                interval(part.get("sensitivity")),
+                interval(part.get("specificity")),
+            )
+            for source, part in sources.items()
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>source</th><th>images</th><th>AUC</th><th>accuracy</th>"
+        "<th>sensitivity (95% CI)</th><th>specificity (95% CI)</th></tr></thead><tbody>{}</tbody></table>",
+        body,
+    )
+
+
+def pretty_json(value) -> str:
+    return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', json.dumps(value, indent=2))
+
+
+class EvaluationInline(admin.StackedInline):
+    model = Evaluation
+    extra = 0
+    can_delete = False
+    fields = (
+        "kind",
+        "data_dir",
+        "created_at",
+        "threshold",
+        "summary",
+        "classification_report",
+        "per_source",
+        "plots",
+    )
+    readonly_fields = fields
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="metrics")
+    def summary(self, evaluation):
+        return metrics_table(evaluation.metrics)
+
+    @admin.display(description="classification report")
+    def classification_report(self, evaluation):
+        return report_table(evaluation.metrics)
+
+    @admin.display(description="per source")
+    def per_source(self, evaluation):
+        return per_source_table(evaluation.metrics)
+
+    @admin.display(description="plots")
+    def plots(self, evaluation):
+        return plots_html(evaluation.plots.all())
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "status",
+        "is_active",
+        "created_at",
+        "test_auc",
+        "test_sensitivity",
+        "test_specificity",
+        "threshold_display",
+        "wall_time",
+    )
+    list_filter = ("status",)
+    search_fields = ("name",)
+    actions = ["activate_selected"]
+    inlines = [EvaluationInline]
+    readonly_fields = (
+        "name",
+        "status",
+        "is_active",
+        "created_at",
+        "finished_at",
+        "command",
+        "error",
+        "wall_time",
+        "images_per_second",
+        "threshold_display",
+        "threshold_rule",
+        "test_metrics",
+        "classification_report",
+        "per_source",
+        "validation_summary",
+        "training_plots",
+        "model_summary_table",
+        "dataset_table",
+        "skipped_files",
+        "hyperparameters_json",
+        "history_json",
+        "environment_json",
+        "model_file",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "status", "is_active", "created_at", "finished_at", "command", "error")}),
+        (
+            "Test split",
+            {
+                "fields": (
+                    "threshold_display",
+                    "threshold_rule",
+                    "test_metrics",
+                    "classification_report",
+                    "per_source",
+                )
+            },
+        ),
+        ("Validation split", {"fields": ("validation_summary",)}),
+        ("Training", {"fields": ("wall_time", "images_per_second", "training_plots", "history_json")}),
+        (
+            "Model",
+            {"fields": ("model_summary_table", "model_file", "hyperparameters_json", "environment_json")},
+        ),
+        ("Data", {"fields": ("dataset_table", "skipped_files")}),
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and model_version_active() == obj:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.action(description="Activate the selected version", permissions=["change"])
+    def activate_selected(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        try:
+            model_version_activate(version=queryset.get(), activated_by=request.user)
+        except ValidationError as error:
+            self.message_user(request, "; ".join(error.messages), messages.ERROR)
+            return
+        self.message_user(
+            request, f"Activated version {queryset.get().name}: it diagnoses new scans.", messages.SUCCESS
+        )
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, version):
+        return ActiveModelVersion.objects.filter(version=version).exists()
+
+    @admin.display(description="test AUC")
+    def test_auc(self, version):
+        return number(version.metrics.get("auc"))
+
+    @admin.display(description="sensitivity")
+    def test_sensitivity(self, version):
+        return number((version.metrics.get("sensitivity") or {}).get("value"))
+
+    @admin.display(description="specificity")
+    def test_specificity(self, version):
+        return number((version.metrics.get("specificity") or {}).get("value"))
+
+    @admin.display(description="threshold")
+    def threshold_display(self, version):
+        return number(version.threshold)
+
+    @admin.display(description="training time")
+    def wall_time(self, version):
+        return "—" if version.wall_time_seconds is None else f"{version.wall_time_seconds / 60:.1f} min"
+
+    @admin.display(description="metrics")
+    def test_metrics(self, version):
+        return metrics_table(version.metrics)
+
+    @admin.display(description="classification report")
+    def classification_report(self, version):
+        return report_table(version.metrics)
+
+    @admin.display(description="per source")
+    def per_source(self, version):
+        return per_source_table(version.metrics)
+
+    @admin.display(description="metrics")
+    def validation_summary(self, version):
+        return metrics_table(version.validation_metrics)
+
+    @admin.display(description="plots")
+    def training_plots(self, version):
+        return plots_html(version.plots.filter(evaluation__isnull=True))
+
+    @admin.display(description="summary")
+    def model_summary_table(self, version):
+        summary = version.model_summary
+        if not summary:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"), "{}: {}", ((key.replace("_", " "), value) for key, value in summary.items())
+        )
+
+    @admin.display(description="images per class and split")
+    def dataset_table(self, version):
+        summary = version.dataset_summary
+        if not summary.get("per_split"):
+            return "—"
+        classes = summary["class_names"]
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in classes))
+        body = format_html_join(
+            "",
+            "<tr><th>{}</th>{}</tr>",
+            (
+                (split, format_html_join("", "<td>{}</td>", ((counts[c],) for c in classes)))
+                for split, counts in summary["per_split"].items()
+            ),
+        )
+        return format_html(
+            "<p>{}</p><table><thead><tr><th>split</th>{}</tr></thead><tbody>{}</tbody></table>",
+            summary["root"],
+            head,
+            body,
+        )
+
+    @admin.display(description="skipped files")
+    def skipped_files(self, version):
+        skipped = version.dataset_summary.get("skipped") or []
+        if not skipped:
+            return "none"
+        return format_html(
+            "<p>{} file(s)</p><ul>{}</ul>",
+            len(skipped),
+            format_html_join("", "<li>{}: {}</li>", ((s["path"], s["reason"]) for s in skipped)),
+        )
+
+    @admin.display(description="hyperparameters")
+    def hyperparameters_json(self, version):
+        return pretty_json(version.hyperparameters)
+
+    @admin.display(description="history per epoch")
+    def history_json(self, version):
+        return pretty_json(version.history)
+
+    @admin.display(description="environment")
+    def environment_json(self, version):
+        return pretty_json(version.environment)
+
+
+@admin.register(ActiveModelVersion)
+class ActiveModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("version", "activated_at", "activated_by")
+    readonly_fields = ("version", "activated_at", "activated_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

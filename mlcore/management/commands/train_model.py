@@ -1,0 +1,150 @@
+"""``manage.py train_model --data DIR``: train, evaluate and store a new model version."""
+
+import shlex
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from mlcore.core.dataset import DatasetError, parse_class_aliases
+from mlcore.core.model import ModelConfig, WeightsError
+from mlcore.core.pipeline import RunOptions
+from mlcore.core.preprocessing import PreprocessingSpec
+from mlcore.core.training import AugmentationConfig, TrainingConfig
+from mlcore.reporting import metrics_lines
+from mlcore.services import model_version_train
+
+
+class Command(BaseCommand):
+    help = "Train InceptionV3 on a folder of labelled chest X-rays and store an evaluated model version."
+
+    def add_arguments(self, parser):
+        data = parser.add_argument_group("data")
+        data.add_argument("--data", required=True, help="Folder with one sub-folder per class.")
+        data.add_argument("--classes", help="Map folders to classes: 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
+        data.add_argument("--positive-class", default="COVID")
+        data.add_argument("--image-size", type=int, default=224, help="Square input size (>= 75).")
+        data.add_argument("--validation-fraction", type=float, default=0.15)
+        data.add_argument("--test-fraction", type=float, default=0.15)
+        model = parser.add_argument_group("model")
+        model.add_argument("--weights", default="none", help="imagenet | none | PATH to a weights file.")
+        model.add_argument(
+            "--head",
+            choices=["auto", "gap", "flatten"],
+            default="auto",
+            help="auto: global average pooling from scratch, Flatten (the original's) when pre-trained.",
+        )
+        model.add_argument("--dropout", type=float, default=0.5)
+        model.add_argument(
+            "--bn-momentum",
+            type=float,
+            default=0.9,
+            help="BatchNorm momentum (Keras' 0.99 does not settle on small data); 0 keeps Keras' value.",
+        )
+        training = parser.add_argument_group("training")
+        training.add_argument("--epochs", type=int, default=20)
+        training.add_argument("--batch-size", type=int, default=32)
+        training.add_argument("--learning-rate", type=float, default=1e-3)
+        training.add_argument(
+            "--fine-tune-blocks", type=int, default=0, help="Top Inception blocks to fine-tune."
+        )
+        training.add_argument("--fine-tune-epochs", type=int, default=10)
+        training.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
+        training.add_argument("--patience", type=int, default=5, help="Early-stopping patience in epochs.")
+        training.add_argument("--monitor", choices=["val_auc", "val_loss"], default="val_auc")
+        training.add_argument("--seed", type=int, default=42)
+        training.add_argument("--no-class-weights", action="store_true")
+        training.add_argument(
+            "--no-feature-cache",
+            action="store_true",
+            help="Run the frozen base every epoch in the head phase (slow; for comparison).",
+        )
+        augmentation = parser.add_argument_group("augmentation (training split only)")
+        augmentation.add_argument("--no-hflip", action="store_true")
+        augmentation.add_argument("--no-vflip", action="store_true")
+        augmentation.add_argument("--rotation", type=float, default=15.0, help="Degrees; 0 turns it off.")
+        augmentation.add_argument("--zoom", type=float, default=0.0)
+        augmentation.add_argument("--contrast", type=float, default=0.0)
+        store = parser.add_argument_group("version")
+        store.add_argument("--name", help="Version name (default v<N>-<timestamp>).")
+        store.add_argument(
+            "--activate", action="store_true", help="Make the new version active if it succeeds."
+        )
+
+    def handle(self, *args, **opts):
+        pretrained = opts["weights"] != "none"
+        try:
+            options = RunOptions(
+                model=ModelConfig(
+                    image_size=opts["image_size"],
+                    weights=opts["weights"],
+                    head=opts["head"] if opts["head"] != "auto" else ("flatten" if pretrained else "gap"),
+                    dropout=opts["dropout"],
+                    batchnorm_momentum=opts["bn_momentum"] or None,
+                ),
+                training=TrainingConfig(
+                    epochs=opts["epochs"],
+                    fine_tune_epochs=opts["fine_tune_epochs"],
+                    batch_size=opts["batch_size"],
+                    learning_rate=opts["learning_rate"],
+                    fine_tune_learning_rate=opts["fine_tune_learning_rate"],
+                    fine_tune_blocks=opts["fine_tune_blocks"],
+                    patience=opts["patience"],
+                    monitor=opts["monitor"],
+                    class_weights=not opts["no_class_weights"],
+                    cache_features=not opts["no_feature_cache"],
+                    seed=opts["seed"],
+                    augmentation=AugmentationConfig(
+                        horizontal_flip=not opts["no_hflip"],
+                        vertical_flip=not opts["no_vflip"],
+                        rotation_degrees=opts["rotation"],
+                        zoom=opts["zoom"],
+                        contrast=opts["contrast"],
+                    ),
+                ),
+                preprocessing=PreprocessingSpec(
+                    image_size=opts["image_size"], scaling="inception" if pretrained else "unit"
+                ),
+                validation_fraction=opts["validation_fraction"],
+                test_fraction=opts["test_fraction"],
+                positive_class=opts["positive_class"],
+                class_aliases=parse_class_aliases(opts["classes"]),
+            )
+            version = model_version_train(
+                data_dir=opts["data"],
+                options=options,
+                name=opts["name"],
+                command=shlex.join(["manage.py", *sys.argv[2:]]) if len(sys.argv) > 1 else "",
+                activate=opts["activate"],
+                log=self.stdout.write,
+                verbose=1 if opts["verbosity"] >= 1 else 0,
+            )
+        except (DatasetError, WeightsError, ValidationError, ValueError) as error:
+            raise CommandError(_message(error)) from error
+        except KeyboardInterrupt as error:
+            raise CommandError("Interrupted before training produced a checkpoint.") from error
+
+        self.stdout.write(self._summary(version))
+        if version.status != version.Status.SUCCEEDED:
+            raise CommandError(f"Version {version.name} is {version.status}: {version.error}")
+
+    def _summary(self, version) -> str:
+        from mlcore.selectors import model_version_active
+
+        metrics = version.metrics
+        active = model_version_active()
+        lines = [
+            f"Version {version.name}: {version.status} in {version.wall_time_seconds:.0f} s of training "
+            f"({version.images_per_second:.1f} images/s); "
+            f"{'active' if active and active.pk == version.pk else 'not active'}.",
+        ]
+        if metrics:
+            lines.append("Test split:")
+            lines.extend(metrics_lines(metrics))
+        return "\n".join(lines)
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(error.messages)
+    return str(error)

@@ -1,0 +1,192 @@
+"""Writes for model versions: train and store one, activate one, store an external evaluation."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from mlcore.core.evaluation import jsonable
+from mlcore.core.model import WeightsError
+from mlcore.core.pipeline import (
+    MODEL_FILENAME,
+    ExternalEvaluation,
+    RunOptions,
+    TrainingRun,
+    check_dataset,
+    evaluate_folder,
+    train_from_folder,
+)
+from mlcore.core.preprocessing import PreprocessingSpec
+from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot
+
+
+def next_version_name() -> str:
+    return f"v{ModelVersion.objects.count() + 1}-{timezone.now():%Y%m%d-%H%M%S}"
+
+
+def model_version_train(
+    *,
+    data_dir: str | Path,
+    options: RunOptions,
+    name: str | None = None,
+    command: str = "",
+    activate: bool = False,
+    activated_by=None,
+    log: Callable[[str], None] = print,
+    verbose: int = 1,
+) -> ModelVersion:
+    """Train on a folder and store everything as a new version; activate it only if it succeeded.
+
+    Bad input (folder, classes, weights file) is refused before any version row exists. A run that
+    breaks later is stored as failed, and one stopped with Ctrl-C as interrupted with its best weights.
+    """
+    check_dataset(data_dir, options)
+    weights = options.model.weights
+    if weights not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
+        raise WeightsError(f"Weights file {weights} does not exist. Use --weights imagenet|none|PATH.")
+
+    version = ModelVersion(
+        name=name or next_version_name(),
+        command=command,
+        hyperparameters=jsonable(options.hyperparameters()),
+        preprocessing=options.preprocessing.as_dict(),
+        positive_class=options.positive_class,
+    )
+    version.full_clean()
+    version.save()
+    work_dir = Path(tempfile.mkdtemp(prefix=f"covidxray-train-{version.pk}-"))
+    try:
+        run = train_from_folder(data_dir, options, work_dir, log=log, verbose=verbose)
+        _store_run(version, run)
+    except BaseException as error:
+        version.status = (
+            ModelVersion.Status.INTERRUPTED
+            if isinstance(error, KeyboardInterrupt)
+            else ModelVersion.Status.FAILED
+        )
+        version.error = f"{type(error).__name__}: {error}"
+        version.finished_at = timezone.now()
+        version.save(update_fields=["status", "error", "finished_at"])
+        raise
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if activate and version.status == ModelVersion.Status.SUCCEEDED:
+        model_version_activate(version=version, activated_by=activated_by)
+    return version
+
+
+@transaction.atomic
+def _store_run(version: ModelVersion, run: TrainingRun) -> None:
+    outcome = run.outcome
+    version.status = ModelVersion.Status.INTERRUPTED if outcome.interrupted else ModelVersion.Status.SUCCEEDED
+    version.finished_at = timezone.now()
+    version.class_names = run.class_names
+    version.model_summary = jsonable(run.model_summary)
+    version.history = jsonable(
+        outcome.history | {"best_epoch": outcome.best_epoch, "phase_seconds": outcome.phase_seconds}
+    )
+    version.wall_time_seconds = outcome.wall_time_seconds
+    version.images_per_second = outcome.images_per_second
+    version.dataset_summary = jsonable(run.dataset_summary)
+    version.threshold = run.threshold
+    version.threshold_rule = run.threshold_rule
+    version.validation_metrics = jsonable(run.validation_metrics)
+    version.metrics = jsonable(run.test_metrics)
+    version.environment = run.environment
+    if outcome.interrupted:
+        version.error = "Interrupted (Ctrl-C); the best weights seen so far are kept, not evaluated."
+    with run.model_path.open("rb") as handle:
+        version.model_file.save(MODEL_FILENAME, File(handle), save=False)
+    version.full_clean()
+    version.save()
+    evaluation = None
+    if run.test_metrics:
+        evaluation = Evaluation.objects.create(
+            version=version,
+            kind=Evaluation.Kind.TEST_SPLIT,
+            data_dir=run.dataset_summary["root"],
+            threshold=run.threshold,
+            dataset_summary=jsonable(run.dataset_summary),
+            metrics=jsonable(run.test_metrics),
+        )
+    _store_plots(version, run.plots, evaluation=evaluation, evaluation_prefix="test_")
+
+
+def _store_plots(version, plots: dict[str, tuple[str, bytes]], *, evaluation, evaluation_prefix: str):
+    for key, (title, png) in plots.items():
+        belongs = evaluation if evaluation is not None and key.startswith(evaluation_prefix) else None
+        plot = Plot(version=version, evaluation=belongs, key=key.replace("_", "-"), title=title)
+        plot.image.save(f"{key}.png", ContentFile(png), save=False)
+        plot.save()
+
+
+@transaction.atomic
+def model_version_activate(*, version: ModelVersion, activated_by=None) -> ActiveModelVersion:
+    """Make this version the one that diagnoses new scans; the previous one stops being active."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if not version.is_usable:
+        raise ValidationError(
+            f"Version {version.name} is {version.get_status_display().lower()}; "
+            "only a succeeded version with a model file can be activated."
+        )
+    active, _ = ActiveModelVersion.objects.update_or_create(
+        singleton=1, defaults={"version": version, "activated_by": activated_by}
+    )
+    return active
+
+
+@contextmanager
+def local_model_file(version: ModelVersion):
+    """A local path to the version's model file, whatever storage backend holds it."""
+    try:
+        local_path = Path(version.model_file.path)
+    except NotImplementedError:
+        local_path = None
+    if local_path is not None:
+        yield local_path
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / MODEL_FILENAME
+        with version.model_file.open("rb") as source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink)
+        yield target
+
+
+def evaluation_create_external(
+    *, version: ModelVersion, data_dir: str | Path, class_aliases=None, log: Callable[[str], None] = print
+) -> Evaluation:
+    """Evaluate a stored version on another labelled folder and store the metrics and plots."""
+    if not version.is_usable:
+        raise ValidationError(f"Version {version.name} has no usable model to evaluate.")
+    with local_model_file(version) as model_path:
+        result: ExternalEvaluation = evaluate_folder(
+            data_dir,
+            model_path=model_path,
+            class_names=version.class_names,
+            positive_class=version.positive_class,
+            threshold=version.threshold,
+            preprocessing=PreprocessingSpec(**version.preprocessing),
+            class_aliases=class_aliases,
+            log=log,
+        )
+    with transaction.atomic():
+        evaluation = Evaluation.objects.create(
+            version=version,
+            kind=Evaluation.Kind.EXTERNAL,
+            data_dir=result.dataset_summary["root"],
+            threshold=version.threshold,
+            dataset_summary=jsonable(result.dataset_summary),
+            metrics=jsonable(result.metrics),
+        )
+        prefixed = {f"external_{evaluation.pk}_{key}": value for key, value in result.plots.items()}
+        _store_plots(version, prefixed, evaluation=evaluation, evaluation_prefix="external_")
+    return evaluation

@@ -1,0 +1,393 @@
+"""Binary classifier metrics on hand-made predictions whose answers are known."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import brier_score_loss
+
+from mlcore.core.evaluation import (
+    binary_metrics,
+    calibration_bins,
+    choose_threshold,
+    evaluate,
+    expected_calibration_error,
+    jsonable,
+    proportion_with_interval,
+)
+
+CLASS_NAMES = ["COVID", "NORMAL"]
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval, written out."""
+    p = successes / total
+    denominator = 1 + z**2 / total
+    centre = (p + z**2 / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z**2 / (4 * total**2)) / denominator
+    return centre - half, centre + half
+
+
+# 10 positives, 10 negatives. At threshold 0.5 (p >= 0.5 is positive):
+# positives: 8 at or above (one exactly 0.5), 2 below -> TP 8, FN 2
+# negatives: 7 below, 3 at or above (one exactly 0.5) -> TN 7, FP 3
+Y = np.array([1] * 10 + [0] * 10)
+P_POSITIVES = [0.9, 0.8, 0.7, 0.6, 0.55, 0.5, 0.95, 0.85, 0.2, 0.49]
+P_NEGATIVES = [0.1, 0.2, 0.3, 0.4, 0.45, 0.05, 0.15, 0.5, 0.6, 0.7]
+P = np.array([*P_POSITIVES, *P_NEGATIVES])
+
+
+def metrics_at(threshold: float = 0.5, y=Y, p=P) -> dict:
+    return binary_metrics(y, p, threshold, class_names=CLASS_NAMES, positive_class="COVID")
+
+
+# --- binary_metrics -------------------------------------------------------------------------------
+
+
+def test_confusion_counts_and_labels():
+    metrics = metrics_at()
+    matrix = metrics["confusion_matrix"]
+    assert matrix["labels"] == ["NORMAL", "COVID"]  # negative first, positive second
+    assert matrix["counts"] == [[7, 3], [2, 8]]  # [[TN, FP], [FN, TP]]
+    np.testing.assert_allclose(matrix["percent_of_true_class"], [[70.0, 30.0], [20.0, 80.0]])
+    assert metrics["n"] == 20
+    assert metrics["positives"] == 10
+    assert metrics["negatives"] == 10
+    assert metrics["threshold"] == 0.5
+
+
+def test_confusion_labels_follow_the_positive_class():
+    metrics = binary_metrics(Y, P, 0.5, class_names=["NORMAL", "COVID"], positive_class="NORMAL")
+    assert metrics["confusion_matrix"]["labels"] == ["COVID", "NORMAL"]
+
+
+def test_accuracy_is_the_diagonal_over_the_total():
+    metrics = metrics_at()
+    counts = np.array(metrics["confusion_matrix"]["counts"])
+    assert metrics["accuracy"] == pytest.approx(np.trace(counts) / counts.sum())
+    assert metrics["accuracy"] == pytest.approx(15 / 20)
+
+
+def test_sensitivity_specificity_ppv_npv_with_wilson_intervals():
+    metrics = metrics_at()
+    expected = {
+        "sensitivity": (8, 10),
+        "specificity": (7, 10),
+        "ppv": (8, 11),
+        "npv": (7, 9),
+    }
+    for name, (successes, total) in expected.items():
+        entry = metrics[name]
+        low, high = wilson(successes, total)
+        assert entry["count"] == successes, name
+        assert entry["total"] == total, name
+        assert entry["value"] == pytest.approx(successes / total), name
+        assert entry["low"] == pytest.approx(low, abs=1e-9), name
+        assert entry["high"] == pytest.approx(high, abs=1e-9), name
+        assert entry["low"] < entry["value"] < entry["high"], name
+
+
+def test_wilson_interval_for_eight_of_ten():
+    entry = proportion_with_interval(8, 10)
+    assert entry["low"] == pytest.approx(0.490, abs=5e-4)
+    assert entry["high"] == pytest.approx(0.943, abs=5e-4)
+
+
+def test_wilson_interval_at_the_extremes_stays_inside_zero_one():
+    all_right = proportion_with_interval(10, 10)
+    assert all_right["value"] == 1.0
+    assert all_right["high"] == pytest.approx(1.0)
+    assert all_right["low"] == pytest.approx(wilson(10, 10)[0], abs=1e-9)
+    none_right = proportion_with_interval(0, 10)
+    assert none_right["low"] == pytest.approx(0.0, abs=1e-12)
+    assert none_right["high"] == pytest.approx(wilson(0, 10)[1], abs=1e-9)
+
+
+def test_proportion_of_nothing_is_none():
+    assert proportion_with_interval(0, 0) == {
+        "value": None,
+        "low": None,
+        "high": None,
+        "count": 0,
+        "total": 0,
+    }
+    metrics = metrics_at(0.5, y=np.array([0, 0, 0]), p=np.array([0.1, 0.2, 0.3]))
+    assert metrics["sensitivity"]["value"] is None  # no positives to be sensitive to
+    assert metrics["specificity"]["value"] == 1.0
+    assert metrics["auc"] is None
+    assert "roc" not in metrics
+
+
+def test_threshold_is_applied_as_greater_or_equal():
+    at_half = metrics_at(0.5)["confusion_matrix"]["counts"]
+    just_above = metrics_at(0.5 + 1e-9)["confusion_matrix"]["counts"]
+    assert at_half == [[7, 3], [2, 8]]
+    assert just_above == [[8, 2], [3, 7]]  # the two scores of exactly 0.5 flip to negative
+
+    exact = metrics_at(0.7, y=np.array([1, 0]), p=np.array([0.7, 0.7]))
+    assert exact["confusion_matrix"]["counts"] == [[0, 1], [0, 1]]
+
+
+def test_auc_matches_the_pairwise_definition():
+    positives, negatives = P[Y == 1], P[Y == 0]
+    pairs = [(a > b) + 0.5 * (a == b) for a in positives for b in negatives]
+    assert metrics_at()["auc"] == pytest.approx(np.mean(pairs))
+
+
+def test_brier_score_matches_sklearn_and_its_definition():
+    metrics = metrics_at()
+    assert metrics["brier_score"] == pytest.approx(brier_score_loss(Y, P))
+    assert metrics["brier_score"] == pytest.approx(np.mean((P - Y) ** 2))
+
+
+def test_classification_report_uses_the_class_names():
+    report = metrics_at()["classification_report"]
+    assert report["COVID"]["recall"] == pytest.approx(0.8)
+    assert report["NORMAL"]["recall"] == pytest.approx(0.7)
+    assert report["COVID"]["support"] == 10
+
+
+def test_roc_thresholds_are_json_safe():
+    metrics = metrics_at()
+    roc = metrics["roc"]
+    assert len(roc["fpr"]) == len(roc["tpr"]) == len(roc["thresholds"])
+    assert all(math.isfinite(t) and 0.0 <= t <= 1.0 for t in roc["thresholds"])
+    assert roc["fpr"][0] == 0.0
+    assert roc["fpr"][-1] == 1.0
+    assert roc["tpr"][-1] == 1.0
+    json.dumps(roc, allow_nan=False)  # would raise on inf or NaN
+    json.dumps(jsonable(metrics), allow_nan=False)
+
+
+# --- evaluate and per-source breakdown ------------------------------------------------------------
+
+
+def test_evaluate_gives_the_overall_metrics():
+    overall = evaluate(
+        y_positive=Y, p_positive=P, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID"
+    )
+    assert overall["confusion_matrix"]["counts"] == [[7, 3], [2, 8]]
+    assert "per_source" not in overall
+
+
+def test_per_source_breakdown_when_sources_are_given():
+    y = np.array([1, 1, 0, 0, 1, 1, 1, 0])
+    p = np.array([0.9, 0.4, 0.2, 0.6, 0.8, 0.7, 0.3, 0.1])
+    sources = ["site-a", "site-a", "site-a", "site-a", "site-b", "site-b", None, None]
+    metrics = evaluate(
+        y_positive=y,
+        p_positive=p,
+        threshold=0.5,
+        class_names=CLASS_NAMES,
+        positive_class="COVID",
+        sources=sources,
+    )
+    per_source = metrics["per_source"]
+    assert set(per_source) == {"site-a", "site-b", "unknown"}
+
+    site_a = per_source["site-a"]
+    assert site_a["n"] == 4
+    assert site_a["confusion_matrix"]["counts"] == [[1, 1], [1, 1]]
+    assert site_a["auc"] == pytest.approx(0.75)  # pairs: 0.9>0.2, 0.9>0.6, 0.4>0.2, 0.4<0.6
+    assert site_a["accuracy"] == pytest.approx(0.5)
+
+    site_b = per_source["site-b"]  # positives only
+    assert site_b["n"] == 2
+    assert site_b["auc"] is None
+    assert site_b["sensitivity"]["value"] == 1.0
+    assert site_b["specificity"]["value"] is None
+
+    assert per_source["unknown"]["n"] == 2
+    assert sum(entry["n"] for entry in per_source.values()) == metrics["n"]
+    # compact: the per-source entries leave out curves and reports
+    assert "roc" not in site_a
+    assert "classification_report" not in site_a
+
+
+@pytest.mark.parametrize("sources", [None, [None] * 20, [""] * 20])
+def test_no_per_source_breakdown_without_sources(sources):
+    metrics = evaluate(
+        y_positive=Y,
+        p_positive=P,
+        threshold=0.5,
+        class_names=CLASS_NAMES,
+        positive_class="COVID",
+        sources=sources,
+    )
+    assert "per_source" not in metrics
+
+
+def test_evaluate_accepts_plain_lists():
+    metrics = evaluate(
+        y_positive=Y.tolist(),
+        p_positive=P.tolist(),
+        threshold=0.5,
+        class_names=CLASS_NAMES,
+        positive_class="COVID",
+        sources=["a"] * 10 + ["b"] * 10,
+    )
+    assert metrics["per_source"]["a"]["positives"] == 10
+    assert metrics["per_source"]["b"]["negatives"] == 10
+
+
+# --- choose_threshold -----------------------------------------------------------------------------
+
+
+def test_choose_threshold_on_perfectly_separated_scores():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    assert choose_threshold(y, p) == pytest.approx(0.6)  # the lowest score that keeps specificity at 1
+
+
+def test_choose_threshold_maximises_youden_and_breaks_ties_low():
+    # thresholds 0.5 (sens 2/3, spec 1) and 0.3 (sens 1, spec 2/3) both give J = 2/3;
+    # the rule takes the lower one, which favours sensitivity
+    y = np.array([0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.9])
+    assert choose_threshold(y, p) == pytest.approx(0.3)
+
+
+def _brute_force_youden(y: np.ndarray, p: np.ndarray) -> float:
+    best, chosen = -np.inf, None
+    for t in sorted(set(p.tolist()), reverse=True):
+        predicted = p >= t
+        j = predicted[y == 1].mean() - predicted[y == 0].mean()
+        if j > best + 1e-9:
+            best, chosen = j, t
+        elif abs(j - best) <= 1e-9:
+            chosen = t  # equal J at a lower threshold
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_choose_threshold_agrees_with_a_brute_force_search(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 40)
+    y[:2] = [0, 1]
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 40), 0, 1).round(2)
+    assert choose_threshold(y, p) == pytest.approx(_brute_force_youden(y, p))
+
+
+@pytest.mark.parametrize("y", [[0, 0, 0], [1, 1, 1, 1], []])
+def test_choose_threshold_is_half_when_a_class_is_missing(y):
+    p = np.linspace(0.1, 0.9, len(y))
+    assert choose_threshold(np.array(y), p) == 0.5
+
+
+def test_useless_scores_give_the_lowest_threshold():
+    # anti-correlated scores: no threshold beats J = 0, which "everyone positive" reaches at the
+    # lowest score (and "no one positive" at +inf); the tie goes to the lower, finite threshold
+    y = np.array([0, 1, 0, 1])
+    p = np.array([0.9, 0.1, 0.8, 0.2])
+    threshold = choose_threshold(y, p)
+    assert math.isfinite(threshold)
+    assert threshold == pytest.approx(0.1)
+
+
+# --- calibration ----------------------------------------------------------------------------------
+
+
+def test_ece_is_zero_for_perfectly_calibrated_bins():
+    # bin [0.2, 0.3): four at 0.25 with one positive; bin [0.7, 0.8): four at 0.75 with three positives
+    p = np.array([0.25] * 4 + [0.75] * 4)
+    y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+    assert metrics_at(0.5, y=y, p=p)["expected_calibration_error"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_is_positive_for_miscalibrated_predictions():
+    p = np.array([0.25] * 4 + [0.75] * 4)
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0])  # 3/4 positive at 0.25, 1/4 positive at 0.75
+    assert expected_calibration_error(y, p) == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+
+    overconfident = np.array([0.9] * 10)
+    assert expected_calibration_error(np.zeros(10, int), overconfident) == pytest.approx(0.9)
+
+
+def test_ece_weighs_bins_by_their_share_of_samples():
+    p = np.array([0.05] * 6 + [0.95] * 2)
+    y = np.array([0] * 6 + [0, 0])  # the 0.05 bin is off by 0.05, the 0.95 bin by 0.95
+    assert expected_calibration_error(y, p) == pytest.approx(6 / 8 * 0.05 + 2 / 8 * 0.95)
+
+
+def test_ece_puts_probability_one_in_the_last_bin():
+    p = np.array([1.0, 1.0, 0.0, 0.0])
+    y = np.array([1, 1, 0, 0])
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_calibration_bins_count_and_average():
+    p = np.array([0.05, 0.15, 0.12, 0.95, 1.0])
+    y = np.array([0, 0, 1, 1, 1])
+    bins = calibration_bins(y, p)
+    assert len(bins) == 10
+    assert [b["count"] for b in bins] == [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert bins[1]["mean_predicted"] == pytest.approx(0.135)
+    assert bins[1]["fraction_positive"] == pytest.approx(0.5)
+    assert bins[2]["mean_predicted"] is None
+    assert bins[0]["low"] == 0.0
+    assert bins[9]["high"] == 1.0
+
+
+# --- jsonable -------------------------------------------------------------------------------------
+
+
+def test_jsonable_converts_numpy_values_to_plain_python():
+    value = {
+        "int": np.int64(3),
+        "small_int": np.int32(-2),
+        "float": np.float32(0.25),
+        "double": np.float64(1.5),
+        "array": np.array([[1, 2], [3, 4]], dtype=np.int16),
+        "float_array": np.array([0.5, np.nan]),
+        "tuple": (np.int8(1), 2.0),
+        7: "seven",
+    }
+    result = jsonable(value)
+    assert result == {
+        "int": 3,
+        "small_int": -2,
+        "float": 0.25,
+        "double": 1.5,
+        "array": [[1, 2], [3, 4]],
+        "float_array": [0.5, None],
+        "tuple": [1, 2.0],
+        "7": "seven",
+    }
+    assert type(result["int"]) is int
+    assert type(result["small_int"]) is int
+    assert type(result["float"]) is float
+    assert type(result["double"]) is float
+    assert type(result["array"][0][0]) is int
+    json.dumps(result, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), -float("inf"), np.float32("nan"), np.float64("inf")]
+)
+def test_jsonable_turns_non_finite_numbers_into_none(value):
+    assert jsonable(value) is None
+    assert jsonable({"x": [value]}) == {"x": [None]}
+
+
+def test_jsonable_leaves_plain_values_alone():
+    assert jsonable("text") == "text"
+    assert jsonable(None) is None
+    assert jsonable(True) is True
+    assert jsonable(5) == 5
+    assert jsonable(0.1) == 0.1
+
+
+def test_jsonable_turns_numpy_booleans_into_json_booleans():
+    import json
+
+    assert json.dumps(jsonable({"flag": np.bool_(True)})) == '{"flag": true}'
+
+
+def test_calibration_helpers_accept_plain_lists():
+    assert expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
+    assert calibration_bins([0, 1], [0.05, 0.95])[0]["count"] == 1

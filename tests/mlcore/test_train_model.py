@@ -1,0 +1,221 @@
+"""``manage.py train_model`` and ``evaluate_model`` end to end on small generated images (75x75)."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from PIL import Image
+
+from mlcore.core import training
+from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
+from mlcore.selectors import model_version_active
+from tests.mlcore.synthetic import write_dataset
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAST = {"image_size": 75, "epochs": 2, "batch_size": 16, "verbosity": 0}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_dataset(tmp_path / "data", per_class=24, patients_per_class=12)
+
+
+def train(data, **options):
+    out = io.StringIO()
+    call_command("train_model", data=str(data), stdout=out, **(FAST | options))
+    return out.getvalue()
+
+
+def test_train_model_stores_an_evaluated_active_version(dataset):
+    output = train(dataset, activate=True, name="tiny")
+
+    version = ModelVersion.objects.get(name="tiny")
+    assert version.status == ModelVersion.Status.SUCCEEDED
+    assert model_version_active() == version
+    assert "Version tiny: succeeded" in output
+    assert "Test split:" in output
+
+    metrics = version.metrics
+    counts = np.array(metrics["confusion_matrix"]["counts"])
+    test_count = version.dataset_summary["counts"]["test"]
+    assert counts.sum() == test_count == metrics["n"]
+    assert metrics["accuracy"] == pytest.approx(np.trace(counts) / counts.sum())
+    assert metrics["sensitivity"]["count"] == counts[1, 1]
+    assert metrics["specificity"]["count"] == counts[0, 0]
+    assert set(metrics["per_source"]) == {"site-a", "site-b"}
+    assert sum(part["n"] for part in metrics["per_source"].values()) == test_count
+    assert 0.0 <= version.threshold <= 1.0
+    assert "Youden" in version.threshold_rule
+
+    assert version.model_summary["total_parameters"] > 20_000_000
+    assert version.model_summary["input_shape"] == [75, 75, 3]
+    assert len(version.history["loss"]) == len(version.history["val_loss"]) >= 1
+    assert version.wall_time_seconds > 0
+    assert version.images_per_second > 0
+    assert version.hyperparameters["model"]["head"] == "gap"
+    assert version.preprocessing == {"image_size": 75, "scaling": "unit"}
+    assert sum(version.dataset_summary["counts"].values()) == 48
+    assert Path(version.model_file.path).is_file()
+
+    keys = set(version.plots.values_list("key", flat=True))
+    assert {
+        "history-accuracy",
+        "history-loss",
+        "samples-covid",
+        "samples-normal",
+        "train-test-examples",
+        "test-roc",
+        "test-confusion-counts",
+        "test-confusion-percent",
+        "test-calibration",
+    } <= keys
+    for plot in version.plots.all():
+        with plot.image.open("rb") as handle:
+            image = Image.open(handle)
+            image.verify()
+            assert image.format == "PNG"
+    evaluation = version.evaluations.get()
+    assert evaluation.kind == Evaluation.Kind.TEST_SPLIT
+    assert evaluation.plots.count() == 4
+
+
+def test_a_second_version_can_be_activated_and_only_one_is_active(dataset, staff_client):
+    train(dataset, activate=True, name="first")
+    train(dataset, name="second", epochs=1)
+    second = ModelVersion.objects.get(name="second")
+    assert model_version_active().name == "first"
+
+    response = staff_client.post(
+        reverse("admin:mlcore_modelversion_changelist"),
+        {"action": "activate_selected", "_selected_action": [second.pk]},
+        follow=True,
+    )
+
+    assert "Activated version second" in response.content.decode()
+    assert model_version_active() == second
+    assert ActiveModelVersion.objects.count() == 1
+
+    page = staff_client.get(reverse("admin:mlcore_modelversion_change", args=[second.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    for plot in second.plots.all():
+        assert reverse("mlcore:plot_image", args=[plot.pk]) in html
+    assert "<th>precision</th>" in html
+    assert "<th>COVID</th>" in html
+    assert "site-a" in html
+
+    image = staff_client.get(reverse("mlcore:plot_image", args=[second.plots.first().pk]))
+    assert image.status_code == 200
+    assert image["Content-Type"] == "image/png"
+    assert b"".join(image.streaming_content).startswith(b"\x89PNG")
+
+
+def test_plot_images_are_for_staff_only(dataset, doctor_client):
+    train(dataset, name="private", epochs=1)
+    plot = ModelVersion.objects.get(name="private").plots.first()
+
+    response = doctor_client.get(reverse("mlcore:plot_image", args=[plot.pk]))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_ctrl_c_keeps_the_best_checkpoint_and_records_the_run_as_interrupted(dataset, monkeypatch):
+    offer = training._BestWeights.offer
+
+    def interrupt_after_first_epoch(self, epoch, logs):
+        offer(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training._BestWeights, "offer", interrupt_after_first_epoch)
+
+    with pytest.raises(CommandError, match="interrupted"):
+        train(dataset, name="stopped", epochs=3, activate=True)
+
+    version = ModelVersion.objects.get(name="stopped")
+    assert version.status == ModelVersion.Status.INTERRUPTED
+    assert version.model_file
+    assert Path(version.model_file.path).is_file()
+    assert version.history["best_epoch"] == 0
+    assert model_version_active() is None
+
+
+def test_evaluate_model_stores_an_external_evaluation(dataset, tmp_path):
+    train(dataset, activate=True, name="base")
+    external = write_dataset(tmp_path / "external", per_class=6, seed=7, sources=("site-c",))
+    out = io.StringIO()
+
+    call_command("evaluate_model", data=str(external), stdout=out)
+
+    evaluation = Evaluation.objects.get(kind=Evaluation.Kind.EXTERNAL)
+    assert evaluation.version.name == "base"
+    assert evaluation.metrics["n"] == 12
+    assert np.array(evaluation.metrics["confusion_matrix"]["counts"]).sum() == 12
+    assert evaluation.threshold == evaluation.version.threshold
+    assert evaluation.plots.count() == 4
+    text = out.getvalue()
+    assert "AUC" in text
+    assert "sensitivity" in text
+    assert "[site-c]" in text
+
+
+@pytest.mark.parametrize(
+    ("prepare", "options", "message"),
+    [
+        (lambda root: root / "missing", {}, "does not exist"),
+        (lambda root: _with_folder(root, "CATS"), {}, "Unknown class folder 'CATS'"),
+        (lambda root: _empty_class(root), {}, "has no images"),
+        (lambda root: write_dataset(root, per_class=2, patients_per_class=2), {}, "Too few images"),
+        (lambda root: write_dataset(root), {"weights": "/nonexistent/weights.h5"}, "does not exist"),
+        (lambda root: write_dataset(root), {"classes": "COVID"}, "CLASS=folder"),
+    ],
+)
+def test_bad_input_exits_with_a_clear_message_and_stores_nothing(tmp_path, prepare, options, message):
+    data = prepare(tmp_path / "data")
+
+    with pytest.raises(CommandError, match=message):
+        train(data, activate=True, **options)
+
+    assert not ModelVersion.objects.exists()
+    assert model_version_active() is None
+
+
+def test_a_weights_file_that_does_not_fit_fails_the_version_and_keeps_the_active_one(dataset, tmp_path):
+    train(dataset, activate=True, name="good", epochs=1)
+    import keras
+
+    wrong = tmp_path / "wrong.weights.h5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save_weights(wrong)
+
+    with pytest.raises(CommandError, match="does not fit InceptionV3"):
+        train(dataset, activate=True, name="bad", weights=str(wrong))
+
+    assert ModelVersion.objects.get(name="bad").status == ModelVersion.Status.FAILED
+    assert model_version_active().name == "good"
+
+
+def test_a_corrupt_image_is_skipped_and_listed(dataset):
+    (dataset / "COVID" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+
+    train(dataset, name="with-broken", epochs=1)
+
+    skipped = ModelVersion.objects.get(name="with-broken").dataset_summary["skipped"]
+    assert [entry["path"] for entry in skipped] == ["COVID/broken.png"]
+    assert skipped[0]["reason"]
+
+
+def _with_folder(root, name):
+    write_dataset(root)
+    (root / name).mkdir()
+    return root
+
+
+def _empty_class(root):
+    write_dataset(root)
+    for path in (root / "NORMAL").iterdir():
+        path.unlink()
+    return root
