@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -27,7 +28,6 @@ from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
 
 MODEL_FILENAME = "model.keras"
-CHECKPOINT_FILENAME = "best.weights.h5"
 SAMPLES_PER_CLASS = 40
 
 
@@ -134,7 +134,6 @@ def train_from_folder(
         pretrained=pretrained,
         black=options.preprocessing.black,
         value_range=(options.preprocessing.black, 1.0),
-        checkpoint_path=work_dir / CHECKPOINT_FILENAME,
         verbose=verbose,
         log=log,
     )
@@ -223,7 +222,12 @@ def _training_plots(outcome, images, items, split, class_names, options) -> dict
                 title=f"{class_name}: first {len(chosen)} images",
             ),
         )
-    examples = [("train", i) for i in split["train"][:8]] + [("test", i) for i in split["test"][:8]]
+    examples = [
+        (part, i)
+        for part in ("train", "test")
+        for class_name in class_names
+        for i in [j for j in split[part] if items[j].label == class_name][:4]
+    ]
     result["train_test_examples"] = (
         "Training and test images with their labels",
         plots.image_grid_png(
@@ -313,5 +317,5 @@ def _environment() -> dict:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "machine": platform.machine(),
-        "processor_count": __import__("os").cpu_count(),
+        "processor_count": os.cpu_count(),
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -97,13 +96,18 @@ def class_weight_for(y_onehot: np.ndarray) -> dict[int, float]:
 
 
 class _BestWeights:
-    """Keep the best full-model weights on disk as training goes (what Ctrl-C falls back to)."""
+    """The full model's best weights so far, kept in memory (what Ctrl-C and early stopping fall back to).
 
-    def __init__(self, model, path: Path, monitor: str):
-        self.model, self.path, self.monitor = model, path, monitor
+    A copy in memory costs tens of milliseconds; writing ~90 MB to disk every better epoch would cost
+    more than a whole epoch of the cached head phase. The pipeline saves the restored model at the end.
+    """
+
+    def __init__(self, model, monitor: str):
+        self.model, self.monitor = model, monitor
         self.mode_max = "auc" in monitor or "acc" in monitor
         self.best = -np.inf if self.mode_max else np.inf
         self.best_epoch: int | None = None
+        self._weights: list | None = None
 
     def offer(self, epoch: int, logs: dict) -> None:
         value = logs.get(self.monitor)
@@ -112,12 +116,12 @@ class _BestWeights:
         better = value > self.best if self.mode_max else value < self.best
         if better or self.best_epoch is None:
             self.best, self.best_epoch = value, epoch
-            self.model.save_weights(str(self.path))
+            self._weights = self.model.get_weights()
 
     def restore(self) -> bool:
-        if self.best_epoch is None or not self.path.exists():
+        if self._weights is None:
             return False
-        self.model.load_weights(str(self.path))
+        self.model.set_weights(self._weights)
         return True
 
 
@@ -132,7 +136,6 @@ def train_network(
     pretrained: bool,
     black: float,
     value_range: tuple[float, float],
-    checkpoint_path: Path,
     verbose: int = 1,
     log: Callable[[str], None] = print,
 ) -> TrainingOutcome:
@@ -142,7 +145,7 @@ def train_network(
     keras.utils.set_random_seed(config.seed)
     history: dict[str, list] = {}
     phase_seconds: dict[str, float] = {}
-    best = _BestWeights(parts.model, checkpoint_path, config.monitor)
+    best = _BestWeights(parts.model, config.monitor)
     class_weight = class_weight_for(y_train) if config.class_weights else None
     augment = augmentation_layers(config.augmentation, black=black, value_range=value_range, seed=config.seed)
     images_seen = 0
@@ -150,12 +153,14 @@ def train_network(
     started = time.perf_counter()
     interrupted = False
 
-    def record(phase: str, fit_history, seen_per_epoch: int):
+    def record(phase: str, fitted, seen_per_epoch: int):
         nonlocal images_seen, epoch_offset
+        fit_history, epoch_seconds = fitted
         epochs = len(next(iter(fit_history.history.values()), []))
         for key, values in fit_history.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         history.setdefault("phase", []).extend([phase] * epochs)
+        history.setdefault("epoch_seconds", []).extend(epoch_seconds[:epochs])
         images_seen += seen_per_epoch * epochs
         epoch_offset += epochs
 
@@ -255,6 +260,25 @@ def train_network(
     )
 
 
+def _epoch_clock():
+    """A Keras callback timing each epoch (validation included), for the history and benchmarks."""
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+            self._started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._started)
+
+    return EpochClock()
+
+
 def _fit(
     model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight, best, offset, verbose, *, augment
 ):
@@ -274,6 +298,7 @@ def _fit(
     if augment is not None:
         train = train.map(lambda images, labels: (augment(images, training=True), labels))
     train = train.prefetch(tf.data.AUTOTUNE)
+    clock = _epoch_clock()
     callbacks = [
         keras.callbacks.EarlyStopping(
             monitor=config.monitor,
@@ -283,8 +308,9 @@ def _fit(
             restore_best_weights=False,
         ),
         keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: best.offer(offset + epoch, logs)),
+        clock,
     ]
-    return model.fit(
+    fit_history = model.fit(
         train,
         validation_data=(x_val, y_val),
         validation_batch_size=config.batch_size,
@@ -294,3 +320,4 @@ def _fit(
         shuffle=False,  # the tf.data pipeline above already reshuffles every epoch
         verbose=verbose,
     )
+    return fit_history, clock.seconds
