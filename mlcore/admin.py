@@ -106,6 +106,22 @@ def pretty_json(value) -> str:
     return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', json.dumps(value, indent=2))
 
 
+HISTORY_COLUMNS = [
+    "phase",
+    "loss",
+    "accuracy",
+    "auc",
+    "val_loss",
+    "val_accuracy",
+    "val_auc",
+    "epoch_seconds",
+]
+
+
+def _cell(value):
+    return number(value) if isinstance(value, float) else value
+
+
 class EvaluationInline(admin.StackedInline):
     model = Evaluation
     extra = 0
@@ -322,7 +338,32 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="history per epoch")
     def history_json(self, version):
-        return pretty_json(version.history)
+        history = version.history
+        if not history.get("loss"):
+            return "—"
+        columns = [c for c in HISTORY_COLUMNS if c in history]
+        head = format_html_join("", "<th>{}</th>", ((c.replace("_", " "),) for c in ["epoch", *columns]))
+        rows = format_html_join(
+            "",
+            "<tr>{}</tr>",
+            (
+                (
+                    format_html_join(
+                        "",
+                        "<td>{}</td>",
+                        [(epoch + 1,)] + [(_cell(history[c][epoch]),) for c in columns],
+                    ),
+                )
+                for epoch in range(len(history["loss"]))
+            ),
+        )
+        best = history.get("best_epoch")
+        return format_html(
+            "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><p>Best epoch: {}</p>",
+            head,
+            rows,
+            "—" if best is None else best + 1,
+        )
 
     @admin.display(description="environment")
     def environment_json(self, version):

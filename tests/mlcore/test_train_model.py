@@ -10,8 +10,9 @@ from django.urls import reverse
 from PIL import Image
 
 from mlcore.core import training
-from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
+from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot
 from mlcore.selectors import model_version_active
+from mlcore.services import model_version_activate
 from tests.mlcore.synthetic import write_dataset
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,9 +115,21 @@ def test_a_second_version_can_be_activated_and_only_one_is_active(dataset, staff
     assert b"".join(image.streaming_content).startswith(b"\x89PNG")
 
 
-def test_plot_images_are_for_staff_only(dataset, doctor_client):
-    train(dataset, name="private", epochs=1)
-    plot = ModelVersion.objects.get(name="private").plots.first()
+def stored_version(name: str) -> ModelVersion:
+    """A succeeded version with a placeholder model file and one plot, without training."""
+    from django.core.files.base import ContentFile
+
+    version = ModelVersion.objects.create(name=name, status=ModelVersion.Status.SUCCEEDED, threshold=0.5)
+    version.model_file.save("model.keras", ContentFile(b"not read by these tests"))
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, format="PNG")
+    plot = Plot(version=version, key="test-roc", title="ROC curve")
+    plot.image.save("test_roc.png", ContentFile(buffer.getvalue()))
+    return version
+
+
+def test_plot_images_are_for_staff_only(doctor_client):
+    plot = stored_version("private").plots.get()
 
     response = doctor_client.get(reverse("mlcore:plot_image", args=[plot.pk]))
 
@@ -185,8 +198,9 @@ def test_bad_input_exits_with_a_clear_message_and_stores_nothing(tmp_path, prepa
 
 
 def test_a_weights_file_that_does_not_fit_fails_the_version_and_keeps_the_active_one(dataset, tmp_path):
-    train(dataset, activate=True, name="good", epochs=1)
     import keras
+
+    model_version_activate(version=stored_version("good"))
 
     wrong = tmp_path / "wrong.weights.h5"
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save_weights(wrong)
@@ -219,3 +233,40 @@ def _empty_class(root):
     for path in (root / "NORMAL").iterdir():
         path.unlink()
     return root
+
+
+def test_pretrained_weights_train_the_head_on_cached_features_then_fine_tune(dataset, tmp_path):
+    from mlcore.core.model import ModelConfig, build_network
+
+    weights = tmp_path / "inception-notop.weights.h5"
+    build_network(ModelConfig(image_size=75)).base.save_weights(weights)
+
+    output = train(
+        dataset, name="pretrained", weights=str(weights), epochs=2, fine_tune_blocks=1, fine_tune_epochs=1
+    )
+
+    version = ModelVersion.objects.get(name="pretrained")
+    assert version.status == ModelVersion.Status.SUCCEEDED, output
+    assert version.history["phase"] == ["head", "head", "fine-tune"]
+    assert set(version.history["phase_seconds"]) == {"head", "fine_tune"}
+    assert version.preprocessing == {"image_size": 75, "scaling": "inception"}
+    assert version.hyperparameters["model"]["head"] == "flatten"
+    assert version.hyperparameters["training"]["fine_tune_blocks"] == 1
+
+
+def test_a_version_that_did_not_succeed_cannot_be_activated(staff_client):
+    active = stored_version("active")
+    model_version_activate(version=active)
+    failed = stored_version("broken")
+    failed.status = ModelVersion.Status.FAILED
+    failed.save()
+
+    response = staff_client.post(
+        reverse("admin:mlcore_modelversion_changelist"),
+        {"action": "activate_selected", "_selected_action": [failed.pk]},
+        follow=True,
+    )
+
+    assert "only a succeeded version with a model file can be activated" in response.content.decode()
+    assert model_version_active() == active
+    assert staff_client.get(reverse("admin:mlcore_modelversion_delete", args=[active.pk])).status_code != 200

@@ -114,7 +114,7 @@ class Command(BaseCommand):
                 data_dir=opts["data"],
                 options=options,
                 name=opts["name"],
-                command=shlex.join(["manage.py", *sys.argv[2:]]) if len(sys.argv) > 1 else "",
+                command=self._command_line(opts),
                 activate=opts["activate"],
                 log=self.stdout.write,
                 verbose=1 if opts["verbosity"] >= 1 else 0,
@@ -127,6 +127,12 @@ class Command(BaseCommand):
         self.stdout.write(self._summary(version))
         if version.status != version.Status.SUCCEEDED:
             raise CommandError(f"Version {version.name} is {version.status}: {version.error}")
+
+    def _command_line(self, opts) -> str:
+        if getattr(self, "_called_from_command_line", False):
+            return shlex.join(["manage.py", *sys.argv[1:]])
+        chosen = {k: v for k, v in opts.items() if k not in ("stdout", "stderr", "skip_checks")}
+        return f"call_command('train_model', **{chosen!r})"
 
     def _summary(self, version) -> str:
         from mlcore.selectors import model_version_active
