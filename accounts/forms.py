@@ -12,8 +12,7 @@ from accounts.models import User, normalize_email_address
 from accounts.selectors import inactive_user_with_password
 
 AWAITING_APPROVAL_MESSAGE = (
-    "Your account is awaiting approval by a staff member. "
-    "You will receive an e-mail as soon as you can sign in."
+    "Your account is awaiting approval by a staff member. You will receive an e-mail as soon as you can sign in."
 )
 
 
@@ -37,9 +36,7 @@ class DoctorRegistrationForm(forms.Form):
     def clean_email(self) -> str:
         email = normalize_email_address(self.cleaned_data["email"])
         if User.objects.filter(email=email).exists():
-            raise ValidationError(
-                "An account with this e-mail address already exists.", code="duplicate_email"
-            )
+            raise ValidationError("An account with this e-mail address already exists.", code="duplicate_email")
         return email
 
     def clean_licence_number(self) -> str:

@@ -6,9 +6,7 @@ from accounts.models import User, normalize_email_address
 
 
 def doctors_awaiting_approval() -> QuerySet[User]:
-    return User.objects.filter(is_active=False, approved_at__isnull=True, is_staff=False).order_by(
-        "date_joined"
-    )
+    return User.objects.filter(is_active=False, approved_at__isnull=True, is_staff=False).order_by("date_joined")
 
 
 def inactive_user_with_password(*, email: str, password: str) -> User | None:

@@ -4,9 +4,7 @@
 def interval(entry: dict | None) -> str:
     if not entry or entry.get("value") is None:
         return "n/a"
-    return (
-        f"{entry['value']:.3f} [{entry['low']:.3f}-{entry['high']:.3f}] ({entry['count']}/{entry['total']})"
-    )
+    return f"{entry['value']:.3f} [{entry['low']:.3f}-{entry['high']:.3f}] ({entry['count']}/{entry['total']})"
 
 
 def number(value, digits: int = 3) -> str:

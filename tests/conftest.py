@@ -15,9 +15,7 @@ def make_doctor(db):
             "licence_number": "GMC-1234567",
             "hospital": "St Mary's Hospital",
         }
-        return User.objects.create_user(
-            email=email, password=DOCTOR_PASSWORD, is_active=active, **(defaults | fields)
-        )
+        return User.objects.create_user(email=email, password=DOCTOR_PASSWORD, is_active=active, **(defaults | fields))
 
     return make
 

@@ -92,9 +92,7 @@ def discover_dataset(root: str | Path, *, class_aliases=None) -> Dataset:
                 "Rename the folder or map it with --classes."
             )
         if class_name in folders:
-            raise DatasetError(
-                f"Folders {folders[class_name].name!r} and {child.name!r} both mean {class_name}."
-            )
+            raise DatasetError(f"Folders {folders[class_name].name!r} and {child.name!r} both mean {class_name}.")
         folders[class_name] = child
     missing = [name for name in aliases if name not in folders]
     if missing:
@@ -106,9 +104,7 @@ def discover_dataset(root: str | Path, *, class_aliases=None) -> Dataset:
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
             row = manifest.get(path.resolve())
             if row and row["label"] and row["label"] != class_name:
-                skipped.append(
-                    {"path": str(path.relative_to(root)), "reason": "manifest label differs from folder"}
-                )
+                skipped.append({"path": str(path.relative_to(root)), "reason": "manifest label differs from folder"})
                 continue
             items.append(
                 DatasetItem(
@@ -176,9 +172,7 @@ def split_dataset(
     train, validation = _one_fold(
         rest, y[rest], groups[rest], fraction=validation_fraction / (1 - test_fraction), seed=seed + 1
     )
-    split = Split(
-        train=sorted(train.tolist()), validation=sorted(validation.tolist()), test=sorted(test.tolist())
-    )
+    split = Split(train=sorted(train.tolist()), validation=sorted(validation.tolist()), test=sorted(test.tolist()))
     for name, part in split.as_dict().items():
         present = set(y[part]) if part else set()
         if present != set(y):

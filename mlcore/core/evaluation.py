@@ -142,9 +142,7 @@ def evaluate(
     sources: Sequence[str | None] | None = None,
 ) -> dict:
     """Overall metrics, plus the same per source when sources are known."""
-    metrics = binary_metrics(
-        y_positive, p_positive, threshold, class_names=class_names, positive_class=positive_class
-    )
+    metrics = binary_metrics(y_positive, p_positive, threshold, class_names=class_names, positive_class=positive_class)
     if sources is not None and any(sources):
         names = np.array([s or "unknown" for s in sources])
         metrics["per_source"] = {

@@ -44,9 +44,7 @@ def read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
     return data
 
 
-def decode_image(
-    source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+def decode_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Return a 2-D float32 array in [0, 1] (0 = black), whatever the format and bit depth."""
     data = read_bytes(source)
     kind = sniff_format(data[:132])

@@ -81,9 +81,7 @@ def _inception_base(config: ModelConfig, inputs):
         try:
             base.load_weights(str(path))
         except Exception as error:  # h5py and Keras raise several types for a file that does not fit
-            raise WeightsError(
-                f"Weights file {path} does not fit InceptionV3 without its top: {error}"
-            ) from error
+            raise WeightsError(f"Weights file {path} does not fit InceptionV3 without its top: {error}") from error
     return base
 
 

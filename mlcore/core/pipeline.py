@@ -115,8 +115,7 @@ def train_from_folder(
     positive_index = dataset.class_names.index(options.positive_class)
     summary = _dataset_summary(dataset, items, split.as_dict(), skipped)
     log(
-        "Split (images): "
-        + ", ".join(f"{name} {summary['counts'][name]}" for name in ("train", "validation", "test"))
+        "Split (images): " + ", ".join(f"{name} {summary['counts'][name]}" for name in ("train", "validation", "test"))
     )
 
     pretrained = options.model.weights != "none"
@@ -154,9 +153,7 @@ def train_from_folder(
     if outcome.interrupted:
         return run
 
-    p_val = predict_probabilities(
-        parts.model, images[split.validation], batch_size=options.training.batch_size
-    )
+    p_val = predict_probabilities(parts.model, images[split.validation], batch_size=options.training.batch_size)
     y_val_pos = y[split.validation][:, positive_index]
     run.threshold = choose_threshold(y_val_pos, p_val[:, positive_index])
     run.validation_metrics = evaluate(
@@ -280,9 +277,7 @@ def evaluate_folder(
     started = time.perf_counter()
     dataset = discover_dataset(data_dir, class_aliases=class_aliases)
     if sorted(dataset.class_names) != sorted(class_names):
-        raise DatasetError(
-            f"The folder's classes {dataset.class_names} differ from the model's {class_names}."
-        )
+        raise DatasetError(f"The folder's classes {dataset.class_names} differ from the model's {class_names}.")
     images, items, skipped = load_images(dataset.items, preprocessing, root=dataset.root)
     if not items:
         raise DatasetError(f"No readable images in {dataset.root}.")

@@ -53,9 +53,7 @@ def confusion_png(metrics: dict, *, percent: bool) -> bytes:
     for (row, column), value in np.ndenumerate(values):
         text = f"{value:.1f}%" if percent else f"{int(value)}"
         dark = value > (50 if percent else values.max() / 2)
-        axes.text(
-            column, row, text, ha="center", va="center", color="white" if dark else "black", fontsize=13
-        )
+        axes.text(column, row, text, ha="center", va="center", color="white" if dark else "black", fontsize=13)
     axes.set_xticks(range(len(labels)), labels)
     axes.set_yticks(range(len(labels)), labels)
     axes.set(
@@ -100,18 +98,13 @@ def calibration_png(metrics: dict) -> bytes:
         ylabel="Fraction of positives",
         xlim=(0, 1),
         ylim=(0, 1),
-        title=(
-            f"Reliability: Brier {metrics['brier_score']:.3f}, "
-            f"ECE {metrics['expected_calibration_error']:.3f}"
-        ),
+        title=(f"Reliability: Brier {metrics['brier_score']:.3f}, ECE {metrics['expected_calibration_error']:.3f}"),
     )
     axes.legend(loc="upper left")
     return _png(figure)
 
 
-def image_grid_png(
-    images: Sequence[np.ndarray], titles: Sequence[str], *, columns: int = 8, title: str = ""
-) -> bytes:
+def image_grid_png(images: Sequence[np.ndarray], titles: Sequence[str], *, columns: int = 8, title: str = "") -> bytes:
     """Grayscale [0, 1] images in a grid with a caption under each."""
     count = max(len(images), 1)
     rows = int(np.ceil(count / columns))

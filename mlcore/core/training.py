@@ -24,9 +24,7 @@ class AugmentationConfig:
 
     @property
     def enabled(self) -> bool:
-        return any(
-            [self.horizontal_flip, self.vertical_flip, self.rotation_degrees, self.zoom, self.contrast]
-        )
+        return any([self.horizontal_flip, self.vertical_flip, self.rotation_degrees, self.zoom, self.contrast])
 
 
 @dataclass(frozen=True)
@@ -68,9 +66,7 @@ def augmentation_layers(config: AugmentationConfig, *, black: float, value_range
     import keras
 
     layers = []
-    modes = [
-        m for m, on in (("horizontal", config.horizontal_flip), ("vertical", config.vertical_flip)) if on
-    ]
+    modes = [m for m, on in (("horizontal", config.horizontal_flip), ("vertical", config.vertical_flip)) if on]
     if modes:
         layers.append(keras.layers.RandomFlip("_and_".join(modes), seed=seed))
     if config.rotation_degrees:
@@ -279,9 +275,7 @@ def _epoch_clock():
     return EpochClock()
 
 
-def _fit(
-    model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight, best, offset, verbose, *, augment
-):
+def _fit(model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight, best, offset, verbose, *, augment):
     import keras
     import tensorflow as tf
 

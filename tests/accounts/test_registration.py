@@ -20,9 +20,7 @@ def post_registration(client, **changes):
     return client.post(reverse("accounts:register"), VALID | changes)
 
 
-def test_registration_creates_an_inactive_doctor_and_tells_staff(
-    client, settings, django_capture_on_commit_callbacks
-):
+def test_registration_creates_an_inactive_doctor_and_tells_staff(client, settings, django_capture_on_commit_callbacks):
     settings.ADMINS = [("Admissions", "it@hospital.example")]
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -65,6 +65,4 @@ def test_anonymous_user_is_sent_to_sign_in(client, name, path):
     response = client.get(path)
 
     assert response.status_code == 302, f"{name} ({path}) answered {response.status_code}"
-    assert response["Location"].startswith(
-        (reverse("accounts:login") + "?next=", reverse("admin:login") + "?next=")
-    )
+    assert response["Location"].startswith((reverse("accounts:login") + "?next=", reverse("admin:login") + "?next="))

@@ -29,9 +29,7 @@ def test_procfile_serves_the_login_page_and_starts_a_worker(tmp_path):
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=120
-    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=120)
     log_path = tmp_path / "honcho.log"
     with log_path.open("w") as log:
         honcho = subprocess.Popen(

@@ -42,9 +42,7 @@ def test_discovers_default_covid_and_normal_folders(tmp_path):
 
 
 def test_alias_folder_names_are_matched_case_insensitively(tmp_path):
-    write_dataset(
-        tmp_path, per_class=4, patients_per_class=2, folders={"COVID": "Chest_COVID", "NORMAL": "Non-COVID"}
-    )
+    write_dataset(tmp_path, per_class=4, patients_per_class=2, folders={"COVID": "Chest_COVID", "NORMAL": "Non-COVID"})
     dataset = discover_dataset(tmp_path)
     assert dataset.counts() == {"COVID": 4, "NORMAL": 4}
     for item in dataset.items:
@@ -54,9 +52,7 @@ def test_alias_folder_names_are_matched_case_insensitively(tmp_path):
     assert all(item.patient_id for item in dataset.items)
 
 
-@pytest.mark.parametrize(
-    ("covid", "normal"), [("covid", "normal"), ("Covid-19", "NEGATIVE"), ("COVID19", "nonCOVID")]
-)
+@pytest.mark.parametrize(("covid", "normal"), [("covid", "normal"), ("Covid-19", "NEGATIVE"), ("COVID19", "nonCOVID")])
 def test_other_spellings_of_the_default_classes(tmp_path, covid, normal):
     write_dataset(
         tmp_path,
@@ -72,9 +68,7 @@ def test_other_spellings_of_the_default_classes(tmp_path, covid, normal):
 
 
 def test_custom_class_mapping(tmp_path):
-    write_dataset(
-        tmp_path, per_class=3, patients_per_class=3, folders={"COVID": "Positives", "NORMAL": "Negatives"}
-    )
+    write_dataset(tmp_path, per_class=3, patients_per_class=3, folders={"COVID": "Positives", "NORMAL": "Negatives"})
     with pytest.raises(DatasetError, match=r"Unknown class folder '(Negatives|Positives)'"):
         discover_dataset(tmp_path)  # not a default name
     aliases = parse_class_aliases("COVID=Positives;NORMAL=Negatives")
@@ -250,8 +244,7 @@ def test_split_is_a_stratified_patient_grouped_partition(data, seed):
 
     # no patient in two splits
     patients_in = {
-        name: {patient_ids[i] for i in indices if patient_ids[i] is not None}
-        for name, indices in parts.items()
+        name: {patient_ids[i] for i in indices if patient_ids[i] is not None} for name, indices in parts.items()
     }
     assert not patients_in["train"] & patients_in["validation"]
     assert not patients_in["train"] & patients_in["test"]

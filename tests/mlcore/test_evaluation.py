@@ -167,9 +167,7 @@ def test_roc_thresholds_are_json_safe():
 
 
 def test_evaluate_gives_the_overall_metrics():
-    overall = evaluate(
-        y_positive=Y, p_positive=P, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID"
-    )
+    overall = evaluate(y_positive=Y, p_positive=P, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID")
     assert overall["confusion_matrix"]["counts"] == [[7, 3], [2, 8]]
     assert "per_source" not in overall
 
@@ -366,9 +364,7 @@ def test_jsonable_converts_numpy_values_to_plain_python():
     json.dumps(result, allow_nan=False)
 
 
-@pytest.mark.parametrize(
-    "value", [float("nan"), float("inf"), -float("inf"), np.float32("nan"), np.float64("inf")]
-)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float32("nan"), np.float64("inf")])
 def test_jsonable_turns_non_finite_numbers_into_none(value):
     assert jsonable(value) is None
     assert jsonable({"x": [value]}) == {"x": [None]}

@@ -226,9 +226,7 @@ def test_dicom_voi_window_clips_outside_the_window():
 def test_dicom_rescale_is_applied_before_the_window():
     # stored value v means slope*v + intercept; the window is given in rescaled units
     raw = np.array([[0, 450, 550], [650, 2000, 4000]], dtype=np.uint16)  # -> -100, 800, 1000, 1200, ...
-    gray = decode_image(
-        dicom_bytes(raw, RescaleSlope=2, RescaleIntercept=-100, WindowCenter=1000, WindowWidth=201)
-    )
+    gray = decode_image(dicom_bytes(raw, RescaleSlope=2, RescaleIntercept=-100, WindowCenter=1000, WindowWidth=201))
     assert gray[0, 0] == 0.0
     assert gray[0, 1] == 0.0
     assert gray[0, 2] == pytest.approx(0.5, abs=0.01)  # 2*550-100 = 1000, the window centre
@@ -357,9 +355,7 @@ def _valid_dicom() -> bytes:
             lambda data: data.replace(b"\x02\x00\x00\x00UL\x04\x00", b"\x02\x00\x00\x00UL\x06\x00", 1),
             id="meta-group-length",
         ),
-        pytest.param(
-            lambda data: data.replace(b"\x28\x00\x10\x00US", b"\x28\x00\x10\x00QQ", 1), id="unknown-vr"
-        ),
+        pytest.param(lambda data: data.replace(b"\x28\x00\x10\x00US", b"\x28\x00\x10\x00QQ", 1), id="unknown-vr"),
         pytest.param(lambda data: data.replace(b"1000.0", b"1O00.0", 1), id="non-numeric-window"),
     ],
 )

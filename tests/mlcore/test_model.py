@@ -42,9 +42,7 @@ def test_flatten_head_is_the_original_projects():
 
 
 def test_batchnorm_momentum_is_set_on_every_batchnorm_layer(network):
-    momenta = {
-        layer.momentum for layer in network.base.layers if isinstance(layer, keras.layers.BatchNormalization)
-    }
+    momenta = {layer.momentum for layer in network.base.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
 
 

@@ -241,9 +241,7 @@ def test_pretrained_weights_train_the_head_on_cached_features_then_fine_tune(dat
     weights = tmp_path / "inception-notop.weights.h5"
     build_network(ModelConfig(image_size=75)).base.save_weights(weights)
 
-    output = train(
-        dataset, name="pretrained", weights=str(weights), epochs=2, fine_tune_blocks=1, fine_tune_epochs=1
-    )
+    output = train(dataset, name="pretrained", weights=str(weights), epochs=2, fine_tune_blocks=1, fine_tune_epochs=1)
 
     version = ModelVersion.objects.get(name="pretrained")
     assert version.status == ModelVersion.Status.SUCCEEDED, output

@@ -23,9 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            version = (
-                model_version_get(name_or_id=opts["version"]) if opts["version"] else model_version_active()
-            )
+            version = model_version_get(name_or_id=opts["version"]) if opts["version"] else model_version_active()
         except ObjectDoesNotExist as error:
             raise CommandError(f"No model version named {opts['version']!r}.") from error
         if version is None:

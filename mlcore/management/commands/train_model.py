@@ -45,9 +45,7 @@ class Command(BaseCommand):
         training.add_argument("--epochs", type=int, default=20)
         training.add_argument("--batch-size", type=int, default=32)
         training.add_argument("--learning-rate", type=float, default=1e-3)
-        training.add_argument(
-            "--fine-tune-blocks", type=int, default=0, help="Top Inception blocks to fine-tune."
-        )
+        training.add_argument("--fine-tune-blocks", type=int, default=0, help="Top Inception blocks to fine-tune.")
         training.add_argument("--fine-tune-epochs", type=int, default=10)
         training.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
         training.add_argument("--patience", type=int, default=5, help="Early-stopping patience in epochs.")
@@ -67,9 +65,7 @@ class Command(BaseCommand):
         augmentation.add_argument("--contrast", type=float, default=0.0)
         store = parser.add_argument_group("version")
         store.add_argument("--name", help="Version name (default v<N>-<timestamp>).")
-        store.add_argument(
-            "--activate", action="store_true", help="Make the new version active if it succeeds."
-        )
+        store.add_argument("--activate", action="store_true", help="Make the new version active if it succeeds.")
 
     def handle(self, *args, **opts):
         pretrained = opts["weights"] != "none"
