@@ -9,6 +9,7 @@ admin.site.index_title = "Hospital administration"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="accounts:profile"), name="home"),
     path("accounts/", include("accounts.urls")),
+    path("", include("diagnosis.urls")),
     path("models/", include("mlcore.urls")),
     path("admin/", admin.site.urls),
 ]

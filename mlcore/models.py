@@ -7,7 +7,8 @@ from mlcore.storage import model_store
 
 
 def version_file_path(instance, filename: str) -> str:
-    return f"versions/{instance.pk}/{filename}"
+    version_id = instance.pk if isinstance(instance, ModelVersion) else instance.version_id
+    return f"versions/{version_id}/{filename}"
 
 
 def plot_file_path(instance, filename: str) -> str:
@@ -40,9 +41,7 @@ class ModelVersion(models.Model):
     validation_metrics = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on the held-out test split.")
     environment = models.JSONField(default=dict, blank=True)
-    model_file = models.FileField(
-        storage=model_store, upload_to=version_file_path, blank=True, max_length=300
-    )
+    model_file = models.FileField(storage=model_store, upload_to=version_file_path, blank=True, max_length=300)
     error = models.TextField(blank=True)
 
     class Meta:
@@ -97,9 +96,7 @@ class Evaluation(models.Model):
 
 class Plot(models.Model):
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="plots")
-    evaluation = models.ForeignKey(
-        Evaluation, null=True, blank=True, on_delete=models.CASCADE, related_name="plots"
-    )
+    evaluation = models.ForeignKey(Evaluation, null=True, blank=True, on_delete=models.CASCADE, related_name="plots")
     key = models.SlugField(max_length=60)
     title = models.CharField(max_length=200)
     image = models.FileField(storage=model_store, upload_to=plot_file_path, max_length=300)
@@ -109,3 +106,29 @@ class Plot(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class TFLiteExport(models.Model):
+    """A TensorFlow Lite copy of a version, usable by the workers only once ``verified``."""
+
+    class Quantization(models.TextChoices):
+        FLOAT32 = "float32", "float32"
+        FLOAT16 = "float16", "float16"
+        INT8 = "int8", "int8 (activations and weights)"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tflite_exports")
+    quantization = models.CharField(max_length=10, choices=Quantization.choices)
+    model_file = models.FileField(storage=model_store, upload_to=version_file_path, max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    checked_on = models.CharField(max_length=500, help_text="The labelled folder the agreement was measured on.")
+    agreement = models.JSONField(default=dict)
+    verified = models.BooleanField(
+        default=False, help_text="Agreement with the Keras model is within the limits; workers may use it."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["version", "quantization"], name="one_export_per_quantization")]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.quantization})"

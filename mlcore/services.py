@@ -26,7 +26,8 @@ from mlcore.core.pipeline import (
     train_from_folder,
 )
 from mlcore.core.preprocessing import PreprocessingSpec
-from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot
+from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot, TFLiteExport
+from mlcore.signals import model_version_activated
 
 
 def next_version_name() -> str:
@@ -69,9 +70,7 @@ def model_version_train(
         _store_run(version, run)
     except BaseException as error:
         version.status = (
-            ModelVersion.Status.INTERRUPTED
-            if isinstance(error, KeyboardInterrupt)
-            else ModelVersion.Status.FAILED
+            ModelVersion.Status.INTERRUPTED if isinstance(error, KeyboardInterrupt) else ModelVersion.Status.FAILED
         )
         version.error = f"{type(error).__name__}: {error}"
         version.finished_at = timezone.now()
@@ -141,6 +140,7 @@ def model_version_activate(*, version: ModelVersion, activated_by=None) -> Activ
     active, _ = ActiveModelVersion.objects.update_or_create(
         singleton=1, defaults={"version": version, "activated_by": activated_by}
     )
+    transaction.on_commit(lambda: model_version_activated.send(sender=ModelVersion, version=version), robust=True)
     return active
 
 
@@ -190,3 +190,60 @@ def evaluation_create_external(
         prefixed = {f"external_{evaluation.pk}_{key}": value for key, value in result.plots.items()}
         _store_plots(version, prefixed, evaluation=evaluation, evaluation_prefix="external_")
     return evaluation
+
+
+def tflite_export_create(
+    *,
+    version: ModelVersion,
+    data_dir: str | Path,
+    quantization: str,
+    max_auc_difference: float = 0.01,
+    min_label_agreement: float = 0.98,
+    class_aliases=None,
+    log: Callable[[str], None] = print,
+) -> TFLiteExport:
+    """Convert a version to TFLite, measure its agreement with Keras on a labelled folder, store both.
+
+    Verified (usable by workers) only if labels agree on at least ``min_label_agreement`` of the images
+    and, where both classes are present, the AUC moves by at most ``max_auc_difference``.
+    """
+    import numpy as np
+
+    from mlcore.core.dataset import discover_dataset, load_images
+    from mlcore.core.inference import load_model, predict_probabilities
+    from mlcore.core.tflite import TFLitePredictor, agreement, export_tflite
+
+    if not version.is_usable:
+        raise ValidationError(f"Version {version.name} has no usable model to export.")
+    spec = PreprocessingSpec(**version.preprocessing)
+    dataset = discover_dataset(data_dir, class_aliases=class_aliases)
+    images, items, _ = load_images(dataset.items, spec, root=dataset.root)
+    labels = np.array([1 if item.label == version.positive_class else 0 for item in items])
+    with local_model_file(version) as path:
+        model = load_model(path)
+    log(f"Converting {version.name} to TFLite ({quantization}) and checking it on {len(items)} images.")
+    rng = np.random.default_rng(0)
+    calibration = images[rng.permutation(len(images))[:100]]
+    content = export_tflite(model, quantization=quantization, representative=calibration)
+    reference = predict_probabilities(model, images)
+    lite = TFLitePredictor(content)
+    candidate = np.concatenate([lite.probabilities(images[i : i + 32]) for i in range(0, len(images), 32)])
+    measured = agreement(
+        reference,
+        candidate,
+        positive_index=version.class_names.index(version.positive_class),
+        threshold=version.threshold,
+        labels=labels,
+    )
+    verified = measured["label_agreement"] >= min_label_agreement and (
+        "auc_difference" not in measured or abs(measured["auc_difference"]) <= max_auc_difference
+    )
+    measured |= {"max_auc_difference": max_auc_difference, "min_label_agreement": min_label_agreement}
+    with transaction.atomic():
+        export, _ = TFLiteExport.objects.update_or_create(
+            version=version,
+            quantization=quantization,
+            defaults={"checked_on": str(dataset.root), "agreement": jsonable(measured), "verified": verified},
+        )
+        export.model_file.save(f"model-{quantization}.tflite", ContentFile(content))
+    return export

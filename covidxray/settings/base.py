@@ -157,8 +157,26 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MODEL_STORE_DIR)},
     },
+    "scans": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(Path(MEDIA_ROOT) / "scans")},
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Uploads: a size limit and a pixel limit against decompression bombs.
+SCAN_MAX_UPLOAD_BYTES = env.int("COVIDXRAY_MAX_UPLOAD_MB", default=25) * 1024 * 1024
+SCAN_MAX_PIXELS = env.int("COVIDXRAY_MAX_PIXELS", default=60_000_000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Inference: scans taken together through the network, and how long a worker may hold a scan
+# before another worker may take it over (a worker that died mid-scan gives it up this way).
+SCAN_BATCH_SIZE = env.int("COVIDXRAY_SCAN_BATCH_SIZE", default=8)
+SCAN_PROCESSING_LEASE_SECONDS = env.int("COVIDXRAY_SCAN_LEASE_SECONDS", default=300)
+# "tflite" runs readings through the active version's verified TFLite export (manage.py export_tflite).
+INFERENCE_ENGINE = env.str("COVIDXRAY_INFERENCE_ENGINE", default="keras")
+TFLITE_QUANTIZATION = env.str("COVIDXRAY_TFLITE_QUANTIZATION", default="int8")
+TFLITE_THREADS = env.int("COVIDXRAY_TFLITE_THREADS", default=0) or None
 
 # Celery: Redis when REDIS_URL is set; otherwise a file-system broker that needs no server.
 REDIS_URL = env("REDIS_URL", default="")
@@ -172,6 +190,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        "polling_interval": 0.2,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -179,6 +198,20 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task is acknowledged only when done, and redelivered if its worker dies; one at a time per process.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-scans": {
+        "task": "diagnosis.tasks.requeue_stale_scans",
+        "schedule": env.float("COVIDXRAY_REQUEUE_INTERVAL_SECONDS", default=60.0),
+    },
+}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Unacknowledged tasks of a worker that vanished come back after this long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=15 * 60)}
 
 # Forms
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"

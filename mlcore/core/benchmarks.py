@@ -6,6 +6,8 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 from mlcore.core.dataset import binarize, discover_dataset, load_images, split_dataset
 from mlcore.core.model import ModelConfig, build_network
 from mlcore.core.preprocessing import PreprocessingSpec
@@ -75,4 +77,77 @@ def benchmark_head_phase(
     cached, recomputed = results["cached"], results["recomputed"]
     results["ratio_total"] = recomputed["total_seconds"] / cached["total_seconds"]
     results["ratio_median_epoch"] = recomputed["median_epoch_seconds"] / cached["median_epoch_seconds"]
+    return results
+
+
+def _latencies(run, images: np.ndarray, *, warmup: int = 3) -> list[float]:
+    for image in images[:warmup]:
+        run(image[np.newaxis])
+    timings = []
+    for image in images:
+        started = time.perf_counter()
+        run(image[np.newaxis])
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def _throughput(run, images: np.ndarray, batch: int) -> float:
+    run(images[:batch])
+    started = time.perf_counter()
+    for start in range(0, len(images), batch):
+        run(images[start : start + batch])
+    return len(images) / (time.perf_counter() - started)
+
+
+def _summary(timings: list[float]) -> dict:
+    ordered = sorted(timings)
+    return {
+        "median_ms": statistics.median(ordered) * 1000,
+        "p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000,
+        "calls": len(ordered),
+    }
+
+
+def benchmark_inference(
+    *,
+    model,
+    predictor,
+    tflite_models: dict[str, bytes],
+    latency_images: np.ndarray,
+    throughput_images: np.ndarray,
+    auc_images: np.ndarray | None = None,
+    auc_labels: np.ndarray | None = None,
+    positive_index: int = 0,
+    threads: int | None = None,
+    log=print,
+) -> dict:
+    """Every inference path on the same preprocessed images, in one process, one after another.
+
+    naive: ``model.predict`` on one image per call (the original project). project: the worker's
+    ``Predictor`` (a traced function called directly). tflite-*: the TFLite exports.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from mlcore.core.tflite import TFLitePredictor
+
+    paths = {
+        "naive model.predict": lambda batch: model.predict(batch, verbose=0),
+        "project (Keras, direct call)": predictor.probabilities,
+    }
+    for quantization, content in tflite_models.items():
+        paths[f"tflite {quantization}"] = TFLitePredictor(content, threads=threads).probabilities
+    results = {}
+    for name, run in paths.items():
+        log(f"Measuring {name}")
+        entry = {"batch_1": _summary(_latencies(run, latency_images))}
+        if name != "naive model.predict":
+            entry["throughput_batch_8"] = _throughput(run, throughput_images, 8)
+            entry["throughput_batch_32"] = _throughput(run, throughput_images, 32)
+        if auc_images is not None and auc_labels is not None and len(set(auc_labels.tolist())) == 2:
+            scores = np.concatenate([run(auc_images[i : i + 32]) for i in range(0, len(auc_images), 32)])
+            entry["auc"] = float(roc_auc_score(auc_labels, scores[:, positive_index]))
+        results[name] = entry
+    naive = results["naive model.predict"]["batch_1"]["median_ms"]
+    for entry in results.values():
+        entry["batch_1"]["ratio_to_naive"] = entry["batch_1"]["median_ms"] / naive
     return results

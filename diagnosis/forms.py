@@ -1,0 +1,41 @@
+from django import forms
+
+from diagnosis.models import Patient, Scan
+
+
+class PatientForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = ["mrn", "full_name", "date_of_birth", "sex", "contact", "notes"]
+        widgets = {
+            "date_of_birth": forms.DateInput(attrs={"type": "date"}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one field (Django's documented pattern)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".png,.jpg,.jpeg,.dcm,.dicom,image/*"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
+class ScanUploadForm(forms.Form):
+    images = MultipleFileField(
+        label="Chest X-ray images", help_text="PNG, JPEG or DICOM; several at once if you like."
+    )
+    view = forms.ChoiceField(choices=Scan.View.choices, required=False, label="View")
+    acquisition_date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Acquired on"
+    )

@@ -1,0 +1,78 @@
+"""Writes for patients and scans."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from diagnosis.models import Patient, Scan
+from diagnosis.validators import validate_xray_upload
+
+
+def patient_create(*, created_by, mrn: str, full_name: str, **fields) -> Patient:
+    patient = Patient(created_by=created_by, mrn=mrn.strip(), full_name=full_name.strip(), **fields)
+    patient.full_clean()
+    patient.save()
+    return patient
+
+
+def scan_create(
+    *,
+    patient: Patient,
+    image,
+    uploaded_by,
+    view: str = "",
+    acquisition_date: datetime.date | None = None,
+) -> Scan:
+    """Store an upload (checked by content) as a pending scan and queue it once the row is committed."""
+    checked = validate_xray_upload(image)
+    scan = Scan(
+        patient=patient,
+        original_filename=(getattr(image, "name", "") or "")[:255],
+        file_type=checked.file_type,
+        view=view,
+        acquisition_date=acquisition_date,
+        uploaded_by=uploaded_by,
+        status=Scan.Status.PENDING,
+    )
+    scan.image.save(image.name or "upload", image, save=False)
+    scan.full_clean()
+    scan.save()
+    transaction.on_commit(lambda: queue_scan(scan.pk))
+    return scan
+
+
+def queue_scan(scan_id: int) -> None:
+    """Hand a scan to the workers; if the broker is down, the periodic sweep queues it later."""
+    from diagnosis.tasks import diagnose_scans
+
+    try:
+        diagnose_scans.delay(scan_id)
+    except Exception:  # kombu raises several types when the broker is unreachable
+        Scan.objects.filter(pk=scan_id, status=Scan.Status.PENDING).update(
+            status_message="Queued for the next available worker."
+        )
+
+
+def scans_requeue_stale(*, now: datetime.datetime | None = None) -> int:
+    """Take back scans whose worker's lease ran out (it died), and queue the pending scans again.
+
+    One task per batch of pending scans is enough, since each task claims a whole batch. Re-queuing is
+    safe: a task only works on scans it claims, and a claim succeeds once. Returns the pending count.
+    """
+    now = now or timezone.now()
+    Scan.objects.filter(status=Scan.Status.PROCESSING, claimed_until__lt=now).update(
+        status=Scan.Status.PENDING,
+        claim_token="",
+        claimed_until=None,
+        status_message="Taken back after a worker stopped; queued again.",
+    )
+    pending = list(
+        Scan.objects.filter(status=Scan.Status.PENDING).order_by("uploaded_at").values_list("pk", flat=True)
+    )
+    for first_of_batch in pending[:: settings.SCAN_BATCH_SIZE]:
+        queue_scan(first_of_batch)
+    return len(pending)

@@ -1,0 +1,171 @@
+"""Inference in this process: batches, results, heatmaps, failures, claims and model reloading."""
+
+import datetime
+import io
+
+import numpy as np
+import pytest
+from django.utils import timezone
+from PIL import Image
+
+from diagnosis.models import Scan
+from diagnosis.services import inference
+from diagnosis.services.inference import NO_MODEL_MESSAGE, scans_claim, scans_diagnose
+from diagnosis.services.scans import scan_create, scans_requeue_stale
+from mlcore import inference as mlcore_inference
+from mlcore.core.preprocessing import PreprocessingSpec, load_image
+from mlcore.services import model_version_activate
+from tests.diagnosis.conftest import TINY, xray_png, xray_upload
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(patient, doctor, seed=0, size=96) -> Scan:
+    return scan_create(patient=patient, image=xray_upload(seed=seed, size=size), uploaded_by=doctor)
+
+
+def test_waiting_scans_are_diagnosed_together_with_results_timings_and_heatmaps(make_version, patient, doctor):
+    version = make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(3)]
+
+    done = scans_diagnose(first_scan_id=scans[1].pk)
+
+    assert sorted(done) == sorted(scan.pk for scan in scans)
+    for scan in scans:
+        scan.refresh_from_db()
+        assert scan.status == Scan.Status.DONE
+        assert scan.model_version == version
+        assert scan.threshold == 0.5
+        assert 0.0 <= scan.probability <= 1.0
+        assert scan.label == ("COVID" if scan.probability >= 0.5 else "NORMAL")
+        assert scan.batch_size == 3
+        assert scan.attempts == 1
+        assert scan.queue_wait_ms >= 0
+        assert scan.preprocess_ms > 0
+        assert scan.network_ms > 0
+        assert scan.total_ms >= scan.queue_wait_ms
+        for field in (scan.preview, scan.heatmap):
+            with field.open("rb") as handle:
+                image = Image.open(io.BytesIO(handle.read()))
+            assert image.format == "PNG"
+            assert image.size == (96, 96)
+        assert scan.claim_token == ""
+
+
+def test_inference_reads_exactly_what_training_would_read(make_version, patient, doctor, monkeypatch):
+    make_version()
+    scan = upload(patient, doctor, seed=4)
+    seen = []
+    real_read = mlcore_inference.Predictor.read
+
+    def spy(self, images):
+        seen.append(images.copy())
+        return real_read(self, images)
+
+    monkeypatch.setattr(mlcore_inference.Predictor, "read", spy)
+
+    scans_diagnose(first_scan_id=scan.pk)
+
+    expected = load_image(xray_png(seed=4), PreprocessingSpec(**TINY))
+    assert np.array_equal(seen[0][0], expected)
+
+
+def test_without_an_active_model_scans_wait_with_a_clear_status(patient, doctor):
+    scan = upload(patient, doctor)
+
+    assert scans_diagnose(first_scan_id=scan.pk) == []
+
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.PENDING
+    assert scan.status_message == NO_MODEL_MESSAGE
+
+
+def test_a_file_damaged_after_upload_fails_with_a_clear_message(make_version, patient, doctor):
+    make_version()
+    broken, fine = upload(patient, doctor, seed=1), upload(patient, doctor, seed=2)
+    with broken.image.storage.open(broken.image.name, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+
+    done = scans_diagnose(first_scan_id=broken.pk)
+
+    broken.refresh_from_db()
+    fine.refresh_from_db()
+    assert done == [fine.pk]
+    assert broken.status == Scan.Status.FAILED
+    assert broken.status_message.startswith("The image cannot be read")
+    assert fine.status == Scan.Status.DONE
+
+
+def test_a_scan_is_claimed_once(make_version, patient, doctor):
+    scan = upload(patient, doctor)
+
+    first_token, first = scans_claim(first_scan_id=scan.pk, limit=8)
+    second_token, second = scans_claim(first_scan_id=scan.pk, limit=8)
+
+    assert [s.pk for s in first] == [scan.pk]
+    assert second == []
+    assert first_token != second_token
+
+
+def test_a_result_is_not_written_by_a_worker_that_lost_its_claim(make_version, patient, doctor, monkeypatch):
+    make_version()
+    scan = upload(patient, doctor)
+    real = inference._diagnose_claimed
+
+    def lose_claim_then_continue(claimed, token, version, predictor):
+        Scan.objects.filter(pk=scan.pk).update(claim_token="someone-else")
+        return real(claimed, token, version, predictor)
+
+    monkeypatch.setattr(inference, "_diagnose_claimed", lose_claim_then_continue)
+
+    assert scans_diagnose(first_scan_id=scan.pk) == []
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.PROCESSING
+    assert scan.label == ""
+
+
+def test_a_scan_held_by_a_dead_worker_is_taken_back_after_its_lease(make_version, patient, doctor):
+    scan = upload(patient, doctor)
+    scans_claim(first_scan_id=scan.pk, limit=1)
+    Scan.objects.filter(pk=scan.pk).update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
+
+    scans_requeue_stale()
+
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.PENDING
+    assert scan.claim_token == ""
+    make_version()
+    assert scans_diagnose(first_scan_id=scan.pk) == [scan.pk]
+
+
+def test_a_scan_that_keeps_killing_workers_is_given_up(make_version, patient, doctor):
+    make_version()
+    scan = upload(patient, doctor)
+    Scan.objects.filter(pk=scan.pk).update(attempts=inference.MAX_ATTEMPTS)
+
+    assert scans_diagnose(first_scan_id=scan.pk) == []
+
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.FAILED
+    assert "Gave up" in scan.status_message
+
+
+def test_the_predictor_loads_once_and_reloads_when_the_active_version_changes(make_version, patient, doctor):
+    first = make_version("first")
+    loads_before = mlcore_inference.load_count
+    for seed in range(2):
+        scans_diagnose(first_scan_id=upload(patient, doctor, seed=seed).pk)
+    assert mlcore_inference.load_count == loads_before + 1
+    loaded_once = mlcore_inference.load_count
+    scans_diagnose(first_scan_id=upload(patient, doctor, seed=3).pk)
+    assert mlcore_inference.load_count == loaded_once
+
+    second = make_version("second", activate=False)
+    model_version_activate(version=second)
+    latest = upload(patient, doctor, seed=5)
+    scans_diagnose(first_scan_id=latest.pk)
+
+    assert mlcore_inference.load_count == loaded_once + 1
+    latest.refresh_from_db()
+    assert latest.model_version == second
+    assert Scan.objects.filter(model_version=first).count() == 3

@@ -1,0 +1,94 @@
+"""Start and stop real Celery worker processes on the test database and the configured broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL that points a separate process at the database this test run uses."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(settings['NAME']).resolve()}"
+    credentials = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
+    return f"mysql://{credentials}@{settings['HOST']}:{settings['PORT'] or 3306}/{settings['NAME']}"
+
+
+class Worker:
+    def __init__(self, log_path: Path, *, beat: bool = False, **environment: str):
+        self.log_path = log_path
+        env = (
+            {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+            | {
+                "DJANGO_SETTINGS_MODULE": "covidxray.settings.test",
+                "DATABASE_URL": test_database_url(),
+                "PYTHONUNBUFFERED": "1",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+            }
+            | environment
+        )
+        command = [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "covidxray",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{uuid.uuid4().hex[:8]}@%h",
+        ]
+        if beat:
+            command += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crash or the OOM killer would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        self._log.close()
+
+
+def purge_broker() -> None:
+    from covidxray.celery import app
+
+    app.control.purge()
+
+
+def wait_until(condition, *, timeout: float, interval: float = 0.25, explain=lambda: "") -> None:
+    """Poll until the condition holds; on time-out, fail with what ``explain()`` says then."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout:.0f} s: {explain()}")
+        time.sleep(interval)
