@@ -1,8 +1,11 @@
 """Fixtures shared by the whole suite."""
 
 import pytest
+from django.core.files.base import ContentFile
 
 from accounts.models import User
+from mlcore.models import ModelVersion
+from mlcore.services import model_version_activate
 
 DOCTOR_PASSWORD = "Xray-Triage-2026!"
 
@@ -52,3 +55,35 @@ def browser():
     driver.implicitly_wait(5)
     yield driver
     driver.quit()
+
+
+TINY = {"image_size": 75, "scaling": "unit"}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_bytes(tmp_path_factory) -> bytes:
+    """An untrained network is enough to exercise inference: readings are valid, not meaningful."""
+    from mlcore.core.model import ModelConfig, build_network
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    build_network(ModelConfig(image_size=TINY["image_size"])).model.save(path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def make_version(db, tiny_model_bytes):
+    def make(name="tiny-v1", *, activate=True) -> ModelVersion:
+        version = ModelVersion.objects.create(
+            name=name,
+            status=ModelVersion.Status.SUCCEEDED,
+            class_names=["COVID", "NORMAL"],
+            positive_class="COVID",
+            threshold=0.5,
+            preprocessing=TINY,
+        )
+        version.model_file.save("model.keras", ContentFile(tiny_model_bytes))
+        if activate:
+            model_version_activate(version=version)
+        return version
+
+    return make

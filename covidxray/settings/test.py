@@ -32,13 +32,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # The file-system broker of the tests stays apart from the one `make run` uses.
 if CELERY_BROKER_URL == "filesystem://":  # noqa: F405
-    TEST_BROKER_DIR = VAR_DIR / "test-celery-broker"  # noqa: F405
-    for _folder in ("queue", "control"):
-        (TEST_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(TEST_BROKER_DIR / "queue"),
-        "data_folder_out": str(TEST_BROKER_DIR / "queue"),
-        "control_folder": str(TEST_BROKER_DIR / "control"),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR / "test-celery-broker")  # noqa: F405

@@ -72,7 +72,7 @@ def benchmark_head_phase(
             "total_seconds": total,
             "epoch_seconds": epoch_seconds,
             "median_epoch_seconds": statistics.median(epoch_seconds),
-            "feature_extraction_seconds": total - sum(epoch_seconds) if cached else 0.0,
+            "feature_extraction_seconds": outcome.phase_seconds.get("feature_extraction", 0.0),
         }
     cached, recomputed = results["cached"], results["recomputed"]
     results["ratio_total"] = recomputed["total_seconds"] / cached["total_seconds"]

@@ -149,99 +149,85 @@ def train_network(
     started = time.perf_counter()
     interrupted = False
 
-    def record(phase: str, fitted, seen_per_epoch: int):
+    def run_phase(phase: str, model, x, x_val, *, learning_rate: float, epochs: int, augmentation) -> None:
+        """Fit one phase and append its epochs to the history."""
         nonlocal images_seen, epoch_offset
-        fit_history, epoch_seconds = fitted
-        epochs = len(next(iter(fit_history.history.values()), []))
+        phase_started = time.perf_counter()
+        fit_history, epoch_seconds = _fit(
+            model,
+            x,
+            y_train,
+            x_val,
+            y_val,
+            config,
+            learning_rate,
+            epochs,
+            class_weight,
+            best,
+            epoch_offset,
+            verbose,
+            augment=augmentation,
+        )
+        phase_seconds[phase.replace("-", "_")] = time.perf_counter() - phase_started
+        fitted = len(next(iter(fit_history.history.values()), []))
         for key, values in fit_history.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
-        history.setdefault("phase", []).extend([phase] * epochs)
-        history.setdefault("epoch_seconds", []).extend(epoch_seconds[:epochs])
-        images_seen += seen_per_epoch * epochs
-        epoch_offset += epochs
+        history.setdefault("phase", []).extend([phase] * fitted)
+        history.setdefault("epoch_seconds", []).extend(epoch_seconds[:fitted])
+        images_seen += len(x) * fitted
+        epoch_offset += fitted
 
     try:
-        if pretrained:
+        if not pretrained:
+            run_phase(
+                "full",
+                parts.model,
+                x_train,
+                x_val,
+                learning_rate=config.learning_rate,
+                epochs=config.epochs,
+                augmentation=augment,
+            )
+        else:
             parts.base.trainable = False
-            phase_started = time.perf_counter()
             if config.cache_features:
                 log("Computing the frozen base's features once for the head phase.")
+                started_features = time.perf_counter()
                 f_train = parts.base.predict(x_train, batch_size=config.batch_size, verbose=0)
                 f_val = parts.base.predict(x_val, batch_size=config.batch_size, verbose=0)
-                fit_history = _fit(
+                phase_seconds["feature_extraction"] = time.perf_counter() - started_features
+                run_phase(
+                    "head",
                     parts.head,
                     f_train,
-                    y_train,
                     f_val,
-                    y_val,
-                    config,
-                    config.learning_rate,
-                    config.epochs,
-                    class_weight,
-                    best,
-                    epoch_offset,
-                    verbose,
-                    augment=None,
+                    learning_rate=config.learning_rate,
+                    epochs=config.epochs,
+                    augmentation=None,
                 )
             else:
-                fit_history = _fit(
+                run_phase(
+                    "head",
                     parts.model,
                     x_train,
-                    y_train,
                     x_val,
-                    y_val,
-                    config,
-                    config.learning_rate,
-                    config.epochs,
-                    class_weight,
-                    best,
-                    epoch_offset,
-                    verbose,
-                    augment=augment,
+                    learning_rate=config.learning_rate,
+                    epochs=config.epochs,
+                    augmentation=augment,
                 )
-            record("head", fit_history, len(x_train))
-            phase_seconds["head"] = time.perf_counter() - phase_started
             if config.fine_tune_blocks > 0:
                 best.restore()
                 for layer in fine_tune_layers(parts.base, config.fine_tune_blocks):
                     layer.trainable = True
-                phase_started = time.perf_counter()
-                fit_history = _fit(
+                run_phase(
+                    "fine-tune",
                     parts.model,
                     x_train,
-                    y_train,
                     x_val,
-                    y_val,
-                    config,
-                    config.fine_tune_learning_rate,
-                    config.fine_tune_epochs,
-                    class_weight,
-                    best,
-                    epoch_offset,
-                    verbose,
-                    augment=augment,
+                    learning_rate=config.fine_tune_learning_rate,
+                    epochs=config.fine_tune_epochs,
+                    augmentation=augment,
                 )
-                record("fine-tune", fit_history, len(x_train))
-                phase_seconds["fine_tune"] = time.perf_counter() - phase_started
-        else:
-            phase_started = time.perf_counter()
-            fit_history = _fit(
-                parts.model,
-                x_train,
-                y_train,
-                x_val,
-                y_val,
-                config,
-                config.learning_rate,
-                config.epochs,
-                class_weight,
-                best,
-                epoch_offset,
-                verbose,
-                augment=augment,
-            )
-            record("full", fit_history, len(x_train))
-            phase_seconds["full"] = time.perf_counter() - phase_started
     except KeyboardInterrupt:
         interrupted = True
         log("Interrupted: keeping the best checkpoint so far.")

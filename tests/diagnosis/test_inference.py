@@ -15,7 +15,8 @@ from diagnosis.services.scans import scan_create, scans_requeue_stale
 from mlcore import inference as mlcore_inference
 from mlcore.core.preprocessing import PreprocessingSpec, load_image
 from mlcore.services import model_version_activate
-from tests.diagnosis.conftest import TINY, xray_png, xray_upload
+from tests.conftest import TINY
+from tests.diagnosis.conftest import xray_png, xray_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +170,21 @@ def test_the_predictor_loads_once_and_reloads_when_the_active_version_changes(ma
     latest.refresh_from_db()
     assert latest.model_version == second
     assert Scan.objects.filter(model_version=first).count() == 3
+
+
+def test_activating_a_version_queues_the_scans_that_waited(
+    make_version, patient, doctor, monkeypatch, django_capture_on_commit_callbacks
+):
+    from diagnosis.services import scans as scan_services
+
+    queued = []
+    monkeypatch.setattr(scan_services, "queue_scan", queued.append)
+    waiting = [upload(patient, doctor, seed=n) for n in range(2)]
+    scans_diagnose(first_scan_id=waiting[0].pk)
+    assert queued == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        make_version()
+
+    assert queued == [waiting[0].pk]
+    assert sorted(scans_diagnose(first_scan_id=queued[0])) == sorted(scan.pk for scan in waiting)

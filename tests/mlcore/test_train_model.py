@@ -246,7 +246,7 @@ def test_pretrained_weights_train_the_head_on_cached_features_then_fine_tune(dat
     version = ModelVersion.objects.get(name="pretrained")
     assert version.status == ModelVersion.Status.SUCCEEDED, output
     assert version.history["phase"] == ["head", "head", "fine-tune"]
-    assert set(version.history["phase_seconds"]) == {"head", "fine_tune"}
+    assert set(version.history["phase_seconds"]) == {"feature_extraction", "head", "fine_tune"}
     assert version.preprocessing == {"image_size": 75, "scaling": "inception"}
     assert version.hyperparameters["model"]["head"] == "flatten"
     assert version.hyperparameters["training"]["fine_tune_blocks"] == 1

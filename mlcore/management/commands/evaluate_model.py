@@ -1,33 +1,24 @@
 """``manage.py evaluate_model --data DIR [--version V]``: external validation of a stored version."""
 
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
 
 from mlcore.core.dataset import DatasetError, parse_class_aliases
+from mlcore.management.versions import VersionCommand
 from mlcore.reporting import metrics_lines
-from mlcore.selectors import model_version_active, model_version_get
 from mlcore.services import evaluation_create_external
 
 
-class Command(BaseCommand):
+class Command(VersionCommand):
     help = "Evaluate a stored model version (the active one by default) on another labelled folder."
 
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        # --version names a model version here, so it replaces Django's "show the Django version".
-        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
-
     def add_arguments(self, parser):
+        super().add_arguments(parser)
         parser.add_argument("--data", required=True, help="Folder with one sub-folder per class.")
-        parser.add_argument("--version", help="Version name or id (default: the active version).")
         parser.add_argument("--classes", help="Map folders to classes: 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
 
     def handle(self, *args, **opts):
-        try:
-            version = model_version_get(name_or_id=opts["version"]) if opts["version"] else model_version_active()
-        except ObjectDoesNotExist as error:
-            raise CommandError(f"No model version named {opts['version']!r}.") from error
-        if version is None:
-            raise CommandError("No model version is active; pass --version NAME.")
+        version = self.model_version(opts["version"])
         try:
             evaluation = evaluation_create_external(
                 version=version,

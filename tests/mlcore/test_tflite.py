@@ -1,0 +1,100 @@
+"""TFLite exports: conversion, the agreement check that gates their use, and the worker engine switch."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from mlcore import inference
+from mlcore.core.tflite import TFLitePredictor, agreement, export_tflite
+from mlcore.models import TFLiteExport
+from tests.mlcore.synthetic import write_dataset
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_dataset(tmp_path / "data", per_class=6, patients_per_class=6)
+
+
+def test_float32_export_reproduces_the_keras_probabilities(tiny_model_bytes, tmp_path):
+    import keras
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(tiny_model_bytes)
+    model = keras.saving.load_model(path, compile=False)
+    images = np.random.default_rng(0).random((3, 75, 75, 3), dtype=np.float32)
+
+    lite = TFLitePredictor(export_tflite(model, quantization="float32"))
+
+    np.testing.assert_allclose(lite.probabilities(images), np.asarray(model(images)), atol=1e-4)
+    assert lite.probabilities(images[:1]).shape == (1, 2)
+
+
+def test_int8_needs_representative_images(tiny_model_bytes, tmp_path):
+    import keras
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(tiny_model_bytes)
+    with pytest.raises(ValueError, match="representative"):
+        export_tflite(keras.saving.load_model(path, compile=False), quantization="int8")
+
+
+def test_agreement_measures_label_flips_and_auc():
+    reference = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    candidate = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.3, 0.7]])
+
+    measured = agreement(reference, candidate, positive_index=0, threshold=0.5, labels=np.array([1, 0, 1, 0]))
+
+    assert measured["label_agreement"] == 0.75
+    assert measured["max_abs_difference"] == pytest.approx(0.2)
+    assert measured["auc_reference"] == 1.0
+    assert measured["auc_difference"] == pytest.approx(measured["auc_candidate"] - 1.0)
+
+
+def test_export_command_stores_a_verified_export_that_workers_can_use(make_version, dataset, settings):
+    version = make_version()
+    out = io.StringIO()
+
+    call_command("export_tflite", data=str(dataset), quantization=["float32"], stdout=out)
+
+    export = TFLiteExport.objects.get(version=version, quantization="float32")
+    assert export.verified
+    assert export.agreement["images"] == 12
+    assert export.agreement["label_agreement"] == 1.0
+    assert "float32: verified" in out.getvalue()
+
+    settings.INFERENCE_ENGINE = "tflite"
+    settings.TFLITE_QUANTIZATION = "float32"
+    assert inference.predictor_for(version).engine == "tflite"
+
+
+def test_workers_ignore_an_export_that_was_not_verified(make_version, settings):
+    version = make_version()
+    from django.core.files.base import ContentFile
+
+    export = TFLiteExport(version=version, quantization="int8", checked_on="x", verified=False)
+    export.model_file.save("model-int8.tflite", ContentFile(b"unused"))
+    settings.INFERENCE_ENGINE = "tflite"
+    settings.TFLITE_QUANTIZATION = "int8"
+
+    assert inference.predictor_for(version).engine == "keras"
+
+
+def test_export_without_a_model_version_is_refused(dataset):
+    with pytest.raises(CommandError, match="No model version is active"):
+        call_command("export_tflite", data=str(dataset))
+
+
+def test_benchmark_command_runs_every_path_on_the_same_images(make_version, dataset):
+    make_version()
+    call_command("export_tflite", data=str(dataset), quantization=["float32"], stdout=io.StringIO())
+    out = io.StringIO()
+
+    call_command("benchmark_inference", data=str(dataset), latency_images=3, throughput_images=8, stdout=out)
+
+    table = out.getvalue()
+    for row in ("naive model.predict", "project (Keras, direct call)", "tflite float32"):
+        assert row in table
