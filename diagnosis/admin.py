@@ -1,0 +1,84 @@
+"""Staff see every patient and scan here; images come through the same access-checked view as doctors'."""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from diagnosis.models import Patient, Scan
+
+
+class ScanInline(admin.TabularInline):
+    model = Scan
+    extra = 0
+    fields = ("uploaded_at", "status", "label", "probability", "model_version")
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    list_display = ("mrn", "full_name", "date_of_birth", "sex", "created_by", "created_at")
+    list_filter = ("sex",)
+    search_fields = ("mrn", "full_name")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+    filter_horizontal = ("shared_with",)
+    inlines = [ScanInline]
+
+
+def _image(scan: Scan, kind: str, width: int) -> str:
+    if not getattr(scan, kind):
+        return "—"
+    url = reverse("diagnosis:scan_image", args=[scan.pk, kind])
+    return format_html('<img src="{}" alt="{}" style="max-width:{}px">', url, kind, width)
+
+
+@admin.register(Scan)
+class ScanAdmin(admin.ModelAdmin):
+    list_display = ("pk", "thumbnail", "patient", "status", "label", "probability", "model_version", "uploaded_at")
+    list_filter = ("status", "label", "file_type", "model_version")
+    search_fields = ("patient__mrn", "patient__full_name")
+    list_select_related = ("patient", "model_version")
+    date_hierarchy = "uploaded_at"
+    readonly_fields = (
+        "preview_image",
+        "heatmap_image",
+        "patient",
+        "original_filename",
+        "file_type",
+        "uploaded_by",
+        "uploaded_at",
+        "status",
+        "status_message",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "label",
+        "probability",
+        "threshold",
+        "model_version",
+        "queue_wait_ms",
+        "preprocess_ms",
+        "network_ms",
+        "total_ms",
+        "batch_size",
+    )
+    exclude = ("image", "preview", "heatmap")
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="image")
+    def thumbnail(self, scan):
+        return _image(scan, "preview", 80)
+
+    @admin.display(description="radiograph")
+    def preview_image(self, scan):
+        return _image(scan, "preview", 420)
+
+    @admin.display(description="Grad-CAM")
+    def heatmap_image(self, scan):
+        return _image(scan, "heatmap", 420)
