@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from diagnosis.models import Patient, Scan
+from diagnosis.models import Patient, Review, Scan
 
 
 class ScanInline(admin.TabularInline):
@@ -82,3 +82,15 @@ class ScanAdmin(admin.ModelAdmin):
     @admin.display(description="Grad-CAM")
     def heatmap_image(self, scan):
         return _image(scan, "heatmap", 420)
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    list_display = ("scan", "final_finding", "agrees_with_model", "reviewer", "reviewed_at")
+    list_filter = ("final_finding", "agrees_with_model")
+    search_fields = ("scan__patient__mrn", "scan__patient__full_name", "reviewer__email")
+    list_select_related = ("scan__patient", "reviewer")
+    readonly_fields = ("scan", "agrees_with_model", "final_finding", "comment", "reviewer", "reviewed_at")
+
+    def has_add_permission(self, request):
+        return False

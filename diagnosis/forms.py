@@ -1,6 +1,6 @@
 from django import forms
 
-from diagnosis.models import Patient, Scan
+from diagnosis.models import Patient, Review, Scan
 
 
 class PatientForm(forms.ModelForm):
@@ -39,3 +39,14 @@ class ScanUploadForm(forms.Form):
     acquisition_date = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Acquired on"
     )
+
+
+class ReviewForm(forms.Form):
+    agrees_with_model = forms.TypedChoiceField(
+        label="Do you agree with the model?",
+        choices=[("yes", "Agree"), ("no", "Disagree")],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
+    final_finding = forms.ChoiceField(label="Final finding", choices=Review.Finding.choices)
+    comment = forms.CharField(label="Comment", required=False, widget=forms.Textarea(attrs={"rows": 3}))

@@ -104,3 +104,23 @@ class Scan(models.Model):
         return self.status == self.Status.DONE and self.label == (
             self.model_version.positive_class if self.model_version else "COVID"
         )
+
+
+class Review(models.Model):
+    """A doctor's reading of a scan next to the model's: the finding that counts, and feeds training."""
+
+    class Finding(models.TextChoices):
+        COVID = "COVID", "COVID-19 pneumonia"
+        NORMAL = "NORMAL", "Normal"
+        OTHER = "OTHER", "Other finding"
+        INDETERMINATE = "INDETERMINATE", "Indeterminate"
+
+    scan = models.OneToOneField(Scan, on_delete=models.CASCADE, related_name="review")
+    agrees_with_model = models.BooleanField()
+    final_finding = models.CharField(max_length=15, choices=Finding.choices)
+    comment = models.TextField(blank=True)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reviewed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Review of scan {self.scan_id}: {self.get_final_finding_display()}"

@@ -7,11 +7,12 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from diagnosis.forms import PatientForm, ScanUploadForm
+from diagnosis.forms import PatientForm, ReviewForm, ScanUploadForm
+from diagnosis.models import Review
 from diagnosis.selectors import patient_get_for_user, patients_visible_to, scan_get_for_user
-from diagnosis.services.scans import patient_create, scan_create
+from diagnosis.services.scans import patient_create, scan_create, scan_review
 
 
 def patient_list(request):
@@ -79,9 +80,37 @@ class PatientDetailView(View):
         return render(request, "diagnosis/patient_detail.html", context, status=status)
 
 
-def scan_detail(request, pk: int):
+def scan_detail(request, pk: int, review_form: ReviewForm | None = None, status: int = 200):
     scan = scan_get_for_user(user=request.user, pk=pk)
-    return render(request, "diagnosis/scan_detail.html", {"scan": scan, "status": scan_status_data(scan)})
+    review = Review.objects.filter(scan=scan).select_related("reviewer").first()
+    if review_form is None:
+        initial = (
+            {
+                "agrees_with_model": "yes" if review.agrees_with_model else "no",
+                "final_finding": review.final_finding,
+                "comment": review.comment,
+            }
+            if review
+            else {}
+        )
+        review_form = ReviewForm(initial=initial)
+    context = {"scan": scan, "status": scan_status_data(scan), "review": review, "review_form": review_form}
+    return render(request, "diagnosis/scan_detail.html", context, status=status)
+
+
+@require_POST
+def scan_review_submit(request, pk: int):
+    scan = scan_get_for_user(user=request.user, pk=pk)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            scan_review(scan=scan, reviewer=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Your review is saved.")
+            return redirect("diagnosis:scan_detail", pk=scan.pk)
+    return scan_detail(request, pk, review_form=form, status=400)
 
 
 @require_GET

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from diagnosis.models import Patient, Scan
+from diagnosis.models import Patient, Review, Scan
 from diagnosis.validators import validate_xray_upload
 
 
@@ -76,3 +77,26 @@ def scans_requeue_stale(*, now: datetime.datetime | None = None) -> int:
     for first_of_batch in pending[:: settings.SCAN_BATCH_SIZE]:
         queue_scan(first_of_batch)
     return len(pending)
+
+
+@transaction.atomic
+def scan_review(*, scan: Scan, reviewer, agrees_with_model: bool, final_finding: str, comment: str = "") -> Review:
+    """Record (or revise) the doctor's review of a diagnosed scan."""
+    scan = Scan.objects.select_for_update().get(pk=scan.pk)
+    if scan.status != Scan.Status.DONE:
+        raise ValidationError("Only a scan with a result can be reviewed.", code="not_done")
+    if agrees_with_model and final_finding != scan.label:
+        raise ValidationError(
+            {
+                "final_finding": f"You agree with the model, whose reading is {scan.label}; choose that finding "
+                "or say you disagree."
+            },
+        )
+    review = Review.objects.filter(scan=scan).first() or Review(scan=scan)
+    review.agrees_with_model = agrees_with_model
+    review.final_finding = final_finding
+    review.comment = comment.strip()
+    review.reviewer = reviewer
+    review.full_clean()
+    review.save()
+    return review
