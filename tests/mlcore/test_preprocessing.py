@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from mlcore.core.dataset import DatasetItem, load_images
 from mlcore.core.imaging import decode_image
 from mlcore.core.preprocessing import PreprocessingSpec, load_image, preprocess, to_display
 from tests.mlcore.synthetic import synthetic_image
+from tests.mlcore.test_imaging import dicom_bytes
 
 
 def gradient(height: int = 120, width: int = 90) -> np.ndarray:
@@ -36,24 +35,16 @@ def write_jpeg(path: Path, rng: np.random.Generator) -> bytes:
 
 def write_dicom(path: Path, rng: np.random.Generator) -> bytes:
     pixels = (synthetic_image("COVID", rng, size=90) * 4095).astype("<u2")
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME1"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.WindowCenter, ds.WindowWidth = 1000, 2000
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path.read_bytes()
+    data = dicom_bytes(
+        pixels,
+        photometric="MONOCHROME1",
+        RescaleSlope=1,
+        RescaleIntercept=-1024,
+        WindowCenter=1000,
+        WindowWidth=2000,
+    )
+    path.write_bytes(data)
+    return data
 
 
 WRITERS = {"png": write_png, "jpeg": write_jpeg, "dicom": write_dicom}
