@@ -99,12 +99,6 @@ class Scan(models.Model):
     def __str__(self) -> str:
         return f"Scan {self.pk} of {self.patient}"
 
-    @property
-    def is_positive(self) -> bool:
-        return self.status == self.Status.DONE and self.label == (
-            self.model_version.positive_class if self.model_version else "COVID"
-        )
-
 
 class Review(models.Model):
     """A doctor's reading of a scan next to the model's: the finding that counts, and feeds training."""

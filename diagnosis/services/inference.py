@@ -103,8 +103,9 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> li
     network_ms = (time.perf_counter() - started) * 1000
 
     done = []
-    for scan, gray, reading, prep_ms in zip(readable, grays, readings, preprocess_ms, strict=True):
-        preview_name = scan_store_save(scan, "preview.png", gray_png(display_gray(gray)))
+    displays = [display_gray(gray) for gray in grays]
+    for scan, display, reading, prep_ms in zip(readable, displays, readings, preprocess_ms, strict=True):
+        preview_name = scan_store_save(scan, "preview.png", gray_png(display))
         finished = timezone.now()
         updated = _held(scan, token).update(
             status=Scan.Status.DONE,
@@ -135,15 +136,15 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> li
             scan.preview.storage.delete(preview_name)
             logger.warning("Scan %s was taken over by another worker; its result was discarded.", scan.pk)
 
-    for scan, gray, network_input in zip(readable, grays, inputs, strict=True):
+    for scan, display, network_input in zip(readable, displays, inputs, strict=True):
         if scan.pk in done:
-            _store_heatmap(scan, gray, network_input, predictor, token)
+            _store_heatmap(scan, display, network_input, predictor, token)
     return done
 
 
-def _store_heatmap(scan: Scan, gray, network_input, predictor, token: str) -> None:
+def _store_heatmap(scan: Scan, display, network_input, predictor, token: str) -> None:
     heatmap = predictor.heatmap(network_input)
-    name = scan_store_save(scan, "gradcam.png", overlay_png(display_gray(gray), heatmap))
+    name = scan_store_save(scan, "gradcam.png", overlay_png(display, heatmap))
     if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
         heatmap=name, claim_token="", claimed_until=None
     ):
