@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "axes",
+    "auditlog",
     "accounts",
     "diagnosis",
     "mlcore",
@@ -45,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "covidxray.audit.AuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the outcome of authentication (django-axes' documented placement).
     "axes.middleware.AxesMiddleware",
@@ -124,6 +126,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = env.tuple("AXES_META_PRECEDENCE_ORDER", default=("REMOTE_ADDR",))
+
+# Audit log (django-auditlog): reads and changes of patients and scans, with the client address.
+AUDIT_TRUSTED_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_STORE_JSON_CHANGES = True
 
 # E-mail: printed to the console unless an SMTP server is configured (EMAIL_URL=smtp://user:pass@host:587).
 _email = env.email_url("EMAIL_URL", default="consolemail://")

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from diagnosis.models import Patient
+from diagnosis.models import Patient, Scan
 from tests.mlcore.synthetic import synthetic_image
 
 
@@ -25,3 +25,30 @@ def xray_png(seed: int = 0, size: int = 96, label: str = "COVID") -> bytes:
 
 def xray_upload(name: str = "chest.png", seed: int = 0, size: int = 96) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, xray_png(seed, size), content_type="image/png")
+
+
+@pytest.fixture
+def diagnosed_scan(patient, doctor):
+    """A scan the worker has read: stored original, preview and heatmap, a COVID result."""
+    from django.core.files.base import ContentFile
+
+    scan = Scan(
+        patient=patient,
+        original_filename="chest.png",
+        file_type="PNG",
+        uploaded_by=doctor,
+        status=Scan.Status.DONE,
+        label="COVID",
+        probability=0.91,
+        threshold=0.7,
+        queue_wait_ms=120.0,
+        preprocess_ms=8.0,
+        network_ms=40.0,
+        total_ms=170.0,
+        batch_size=1,
+    )
+    scan.image.save("chest.png", ContentFile(xray_png(seed=1)), save=False)
+    scan.preview.save("preview.png", ContentFile(xray_png(seed=2)), save=False)
+    scan.heatmap.save("gradcam.png", ContentFile(xray_png(seed=3)), save=False)
+    scan.save()
+    return scan

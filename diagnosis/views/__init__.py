@@ -1,0 +1,1 @@
+"""Thin views: selectors read (scoped to the user), services write, one module per page family."""
