@@ -1,6 +1,6 @@
 from django.urls import path
 
-from diagnosis.views import patients, scans
+from diagnosis.views import patients, scans, uploads
 
 app_name = "diagnosis"
 
@@ -8,6 +8,7 @@ urlpatterns = [
     path("patients/", patients.patient_list, name="patient_list"),
     path("patients/new/", patients.PatientCreateView.as_view(), name="patient_create"),
     path("patients/<int:pk>/", patients.PatientDetailView.as_view(), name="patient_detail"),
+    path("patients/<int:pk>/upload/", uploads.ScanUploadView.as_view(), name="scan_upload"),
     path("scans/<int:pk>/", scans.scan_detail, name="scan_detail"),
     path("scans/<int:pk>/review/", scans.scan_review_submit, name="scan_review"),
     path("scans/<int:pk>/status.json", scans.scan_status, name="scan_status"),

@@ -1,15 +1,13 @@
-"""Patient pages: the list, creating one, and the detail page with its scans and uploads."""
+"""Patient pages: the list, creating one, and the detail page with its scans."""
 
-from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views import View
 
 from covidxray.audit import record_access
 from diagnosis.forms import PatientForm, ScanUploadForm
 from diagnosis.selectors import patient_get_for_user, patients_visible_to
-from diagnosis.services.scans import patient_create, scan_create
+from diagnosis.services.scans import patient_create
 
 
 def patient_list(request):
@@ -37,42 +35,10 @@ class PatientDetailView(View):
     def get(self, request, pk: int):
         patient = patient_get_for_user(user=request.user, pk=pk)
         record_access(patient, what="patient page")
-        return self._render(request, patient, ScanUploadForm())
-
-    def post(self, request, pk: int):
-        """Upload one or several images; if any is refused, none is stored and each error is shown."""
-        patient = patient_get_for_user(user=request.user, pk=pk)
-        form = ScanUploadForm(request.POST, request.FILES)
-        if not form.is_valid():
-            return self._render(request, patient, form, status=400)
-        try:
-            with transaction.atomic():
-                scans = [
-                    self._create(request, patient, upload, form.cleaned_data) for upload in form.cleaned_data["images"]
-                ]
-        except ValidationError as error:
-            form.add_error("images", error)
-            return self._render(request, patient, form, status=400)
-        messages.success(request, f"{len(scans)} scan(s) uploaded and queued for analysis.")
-        if len(scans) == 1:
-            return redirect("diagnosis:scan_detail", pk=scans[0].pk)
-        return redirect("diagnosis:patient_detail", pk=patient.pk)
+        return self._render(request, patient)
 
     @staticmethod
-    def _create(request, patient, upload, data):
-        try:
-            return scan_create(
-                patient=patient,
-                image=upload,
-                uploaded_by=request.user,
-                view=data.get("view") or "",
-                acquisition_date=data.get("acquisition_date"),
-            )
-        except ValidationError as error:
-            raise ValidationError(f"{upload.name}: {'; '.join(error.messages)}") from error
-
-    @staticmethod
-    def _render(request, patient, form, status=200):
+    def _render(request, patient):
         scans = patient.scans.select_related("model_version")
-        context = {"patient": patient, "scans": scans, "form": form}
-        return render(request, "diagnosis/patient_detail.html", context, status=status)
+        context = {"patient": patient, "scans": scans, "upload_form": ScanUploadForm()}
+        return render(request, "diagnosis/patient_detail.html", context)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def post(client, patient, *files):
-    return client.post(reverse("diagnosis:patient_detail", args=[patient.pk]), {"images": list(files)})
+    return client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"images": list(files)})
 
 
 def upload(name, data, content_type="image/png"):

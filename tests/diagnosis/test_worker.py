@@ -37,7 +37,7 @@ def test_an_uploaded_scan_is_diagnosed_by_a_worker_with_a_heatmap(workers, make_
     client.force_login(doctor)
 
     response = client.post(
-        reverse("diagnosis:patient_detail", args=[patient.pk]),
+        reverse("diagnosis:scan_upload", args=[patient.pk]),
         {"images": SimpleUploadedFile("chest.png", xray_png(seed=3), content_type="image/png")},
     )
 
@@ -68,7 +68,7 @@ def test_a_worker_killed_mid_batch_leaves_every_scan_completed_exactly_once(
     lease = {"COVIDXRAY_SCAN_LEASE_SECONDS": "4", "COVIDXRAY_REQUEUE_INTERVAL_SECONDS": "2"}
     first = workers("first", **lease)
     client.force_login(doctor)
-    url = reverse("diagnosis:patient_detail", args=[patient.pk])
+    url = reverse("diagnosis:scan_upload", args=[patient.pk])
     for seed in range(8):
         image = SimpleUploadedFile(f"chest{seed}.png", xray_png(seed=seed, size=1400), content_type="image/png")
         assert client.post(url, {"images": image}).status_code == 302
