@@ -189,3 +189,44 @@ def jsonable(value):
     if isinstance(value, float | np.floating):
         return float(value) if np.isfinite(value) else None
     return value
+
+
+def predictive_values(
+    *, sensitivity: float, specificity: float, prevalence: float
+) -> tuple[float | None, float | None]:
+    """PPV and NPV by Bayes' rule at a prevalence: the test set's own PPV/NPV hold only at its class mix.
+
+    A value is None where it is undefined (no positive, or no negative, results at all).
+    """
+    for name, value in (("sensitivity", sensitivity), ("specificity", specificity)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie between 0 and 1, not {value}")
+    if not 0.0 < prevalence < 1.0:
+        raise ValueError(f"prevalence must lie strictly between 0 and 1, not {prevalence}")
+    true_positive = sensitivity * prevalence
+    false_positive = (1.0 - specificity) * (1.0 - prevalence)
+    true_negative = specificity * (1.0 - prevalence)
+    false_negative = (1.0 - sensitivity) * prevalence
+    ppv = true_positive / (true_positive + false_positive) if true_positive + false_positive > 0 else None
+    npv = true_negative / (true_negative + false_negative) if true_negative + false_negative > 0 else None
+    return ppv, npv
+
+
+def predictive_value_ranges(
+    *, sensitivity: tuple[float, float], specificity: tuple[float, float], prevalence: float
+) -> dict[str, tuple[float, float] | None]:
+    """The PPV and NPV over every sensitivity and specificity inside their (low, high) intervals.
+
+    Both rise with sensitivity and with specificity, so the corners bound them. Two 95% intervals
+    taken together make this range conservative, not a 95% interval of its own. A range is None
+    where a corner leaves the value undefined: near it the value could be anything.
+    """
+    corners = [
+        predictive_values(sensitivity=sens, specificity=spec, prevalence=prevalence)
+        for sens in sensitivity
+        for spec in specificity
+    ]
+    ranges = {}
+    for key, values in (("ppv", [c[0] for c in corners]), ("npv", [c[1] for c in corners])):
+        ranges[key] = None if None in values else (min(values), max(values))
+    return ranges

@@ -16,6 +16,8 @@ from mlcore.core.evaluation import (
     evaluate,
     expected_calibration_error,
     jsonable,
+    predictive_value_ranges,
+    predictive_values,
     proportion_with_interval,
 )
 
@@ -387,3 +389,70 @@ def test_jsonable_turns_numpy_booleans_into_json_booleans():
 def test_calibration_helpers_accept_plain_lists():
     assert expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
     assert calibration_bins([0, 1], [0.05, 0.95])[0]["count"] == 1
+
+
+# --- predictive values at a prevalence ------------------------------------------------------------
+
+
+def test_predictive_values_by_bayes_rule():
+    # Of 1000 patients at prevalence 0.1: 100 ill, 90 test positive; 900 well, 45 test positive.
+    ppv, npv = predictive_values(sensitivity=0.9, specificity=0.95, prevalence=0.1)
+    assert ppv == pytest.approx(90 / 135)  # 0.6667
+    assert npv == pytest.approx(855 / 865)  # 0.9884
+    assert (round(ppv, 4), round(npv, 4)) == (0.6667, 0.9884)
+
+
+def test_predictive_values_equal_sensitivity_and_specificity_at_even_odds():
+    assert predictive_values(sensitivity=0.8, specificity=0.8, prevalence=0.5) == pytest.approx((0.8, 0.8))
+
+
+def test_predictive_values_fall_and_rise_with_prevalence():
+    rare = predictive_values(sensitivity=0.9, specificity=0.95, prevalence=0.01)
+    common = predictive_values(sensitivity=0.9, specificity=0.95, prevalence=0.5)
+    assert rare[0] < common[0]
+    assert rare[1] > common[1]
+
+
+def test_a_predictive_value_without_any_such_result_is_undefined():
+    # Never positive: no PPV; every negative is right for the healthy and wrong for the ill.
+    ppv, npv = predictive_values(sensitivity=0.0, specificity=1.0, prevalence=0.2)
+    assert ppv is None
+    assert npv == pytest.approx(0.8)
+    ppv, npv = predictive_values(sensitivity=1.0, specificity=0.0, prevalence=0.2)
+    assert (ppv, npv) == (pytest.approx(0.2), None)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"sensitivity": 0.9, "specificity": 0.9, "prevalence": 0.0},
+        {"sensitivity": 0.9, "specificity": 0.9, "prevalence": 1.0},
+        {"sensitivity": 0.9, "specificity": 0.9, "prevalence": -0.1},
+        {"sensitivity": 1.2, "specificity": 0.9, "prevalence": 0.1},
+        {"sensitivity": 0.9, "specificity": -0.01, "prevalence": 0.1},
+    ],
+)
+def test_predictive_values_refuse_values_outside_their_range(arguments):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        predictive_values(**arguments)
+
+
+def test_predictive_value_ranges_come_from_the_interval_corners():
+    ranges = predictive_value_ranges(sensitivity=(0.8, 0.95), specificity=(0.9, 0.99), prevalence=0.1)
+    assert ranges["ppv"] == pytest.approx((0.08 / 0.17, 0.095 / 0.104))  # 0.4706, 0.9135
+    assert ranges["npv"] == pytest.approx((0.81 / 0.83, 0.891 / 0.896))  # 0.9759, 0.9944
+
+
+def test_predictive_value_ranges_bound_every_value_inside_the_intervals():
+    ranges = predictive_value_ranges(sensitivity=(0.7, 0.9), specificity=(0.6, 0.95), prevalence=0.3)
+    for sensitivity in np.linspace(0.7, 0.9, 9):
+        for specificity in np.linspace(0.6, 0.95, 9):
+            ppv, npv = predictive_values(sensitivity=sensitivity, specificity=specificity, prevalence=0.3)
+            assert ranges["ppv"][0] - 1e-12 <= ppv <= ranges["ppv"][1] + 1e-12
+            assert ranges["npv"][0] - 1e-12 <= npv <= ranges["npv"][1] + 1e-12
+
+
+def test_a_predictive_value_range_with_an_undefined_corner_is_none():
+    ranges = predictive_value_ranges(sensitivity=(0.0, 0.3), specificity=(0.9, 1.0), prevalence=0.1)
+    assert ranges["ppv"] is None
+    assert ranges["npv"] is not None
