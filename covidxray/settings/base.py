@@ -184,6 +184,9 @@ SCAN_PROCESSING_LEASE_SECONDS = env.int("COVIDXRAY_SCAN_LEASE_SECONDS", default=
 INFERENCE_ENGINE = env.str("COVIDXRAY_INFERENCE_ENGINE", default="keras")
 TFLITE_QUANTIZATION = env.str("COVIDXRAY_TFLITE_QUANTIZATION", default="int8")
 TFLITE_THREADS = env.int("COVIDXRAY_TFLITE_THREADS", default=0) or None
+# The share of scanned patients at this hospital who truly have COVID-19 pneumonia (0 < p < 1,
+# checked at startup): the scan page turns the model's sensitivity and specificity into PPV/NPV here.
+COVIDXRAY_PREVALENCE = env.float("COVIDXRAY_PREVALENCE", default=0.05)
 
 # Celery: Redis when REDIS_URL is set; otherwise a file-system broker that needs no server.
 REDIS_URL = env("REDIS_URL", default="")
