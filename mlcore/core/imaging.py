@@ -5,8 +5,11 @@ The format is recognised from the content, never from the file name.
 
 from __future__ import annotations
 
+import datetime
 import io
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,3 +143,96 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     if high <= low:
         return np.zeros_like(values, dtype=np.float32)
     return (values - low) / (high - low)
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """What a DICOM header says about the patient and the study; blank where it says nothing."""
+
+    patient_name: str = ""
+    patient_id: str = ""
+    study_date: datetime.date | None = None
+    view_position: str = ""
+    modality: str = ""
+    body_part: str = ""
+
+
+def read_dicom_header(source: str | Path | bytes | BinaryIO) -> DicomHeader:
+    """Read the header only, so the first few hundred KiB of a file are enough to offer its details on upload.
+
+    An element cut off by the end of the data counts as absent rather than being shown half-read.
+    """
+    data = read_bytes(source)
+    if sniff_format(data[:132]) != DICOM:
+        raise ImageDecodeError("Not a DICOM file: there is no 'DICM' marker at byte 128.")
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about every oddity it reads past
+            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception as error:  # pydicom raises many types for damaged headers
+        raise ImageDecodeError(f"The DICOM header is damaged: {error}") from error
+    if not getattr(dataset, "file_meta", None):
+        raise ImageDecodeError("The DICOM header is damaged: it has no file meta information.")
+    name = _dicom_value(dataset, "PatientName")
+    return DicomHeader(
+        patient_name=_readable_person_name(name) if name is not None else "",
+        patient_id=_dicom_text(dataset, "PatientID"),
+        study_date=_dicom_date(_dicom_text(dataset, "StudyDate")),
+        view_position=_chest_view(_dicom_text(dataset, "ViewPosition")),
+        modality=_dicom_text(dataset, "Modality"),
+        body_part=_dicom_text(dataset, "BodyPartExamined"),
+    )
+
+
+def _dicom_value(dataset, keyword: str):
+    """The first value of an element, or None when it is missing, cut off or unreadable."""
+    from pydicom.multival import MultiValue
+
+    if keyword not in dataset:
+        return None
+    raw = dataset.get_item(keyword)
+    raw_value, length = getattr(raw, "value", None), getattr(raw, "length", 0)
+    if isinstance(raw_value, bytes) and length != 0xFFFFFFFF and len(raw_value) < length:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = dataset[keyword].value
+    except Exception:  # a value pydicom cannot convert is as good as absent here
+        return None
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    return value
+
+
+def _dicom_text(dataset, keyword: str) -> str:
+    value = _dicom_value(dataset, keyword)
+    return "" if value is None else str(value).strip()
+
+
+def _readable_person_name(value) -> str:
+    """Write "Family^Given^Middle" as "Family, Given Middle", the way a doctor reads a name."""
+    from pydicom.valuerep import PersonName
+
+    name = value if isinstance(value, PersonName) else PersonName(str(value))
+    given = " ".join(part.strip() for part in (name.given_name, name.middle_name) if part.strip())
+    readable = ", ".join(part for part in (name.family_name.strip(), given) if part)
+    return readable or " ".join(re.split(r"[\^=]+", str(value))).strip()
+
+
+def _dicom_date(text: str) -> datetime.date | None:
+    digits = text.replace(".", "")  # old ACR-NEMA headers write YYYY.MM.DD
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        return datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+
+
+def _chest_view(text: str) -> str:
+    """PA or AP from ViewPosition (also "AP SUPINE" and the like); other projections are not chest views."""
+    first_word = re.split(r"[^A-Z]+", text.upper().strip())[0]
+    return first_word if first_word in ("PA", "AP") else ""

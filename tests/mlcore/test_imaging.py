@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 
 import numpy as np
@@ -10,7 +11,16 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from mlcore.core.imaging import DICOM, JPEG, PNG, ImageDecodeError, decode_image, sniff_format
+from mlcore.core.imaging import (
+    DICOM,
+    JPEG,
+    PNG,
+    DicomHeader,
+    ImageDecodeError,
+    decode_image,
+    read_dicom_header,
+    sniff_format,
+)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -366,3 +376,105 @@ def test_any_damaged_dicom_ends_in_a_decode_error(damage):
 
     with pytest.raises(ImageDecodeError, match="DICOM"):
         decode_image(damaged)
+
+
+# --- DICOM header -----------------------------------------------------------------------------------
+
+
+def _chest_dicom(pixels_shape=(8, 8), **attributes) -> bytes:
+    details = {
+        "PatientName": "Turing^Alan^Mathison",
+        "PatientID": " MRN-0001 ",
+        "StudyDate": "20240131",
+        "ViewPosition": "PA",
+        "BodyPartExamined": "CHEST",
+    }
+    return dicom_bytes(np.zeros(pixels_shape, np.uint16), **(details | attributes))
+
+
+def test_dicom_header_gives_patient_study_and_view():
+    header = read_dicom_header(_chest_dicom())
+
+    assert header == DicomHeader(
+        patient_name="Turing, Alan Mathison",
+        patient_id="MRN-0001",
+        study_date=datetime.date(2024, 1, 31),
+        view_position="PA",
+        modality="CR",
+        body_part="CHEST",
+    )
+
+
+def test_dicom_header_is_read_from_the_first_256_kib_of_a_large_file():
+    data = _chest_dicom(pixels_shape=(600, 600))
+    assert len(data) > 256 * 1024
+
+    prefix = data[: 256 * 1024]
+
+    with pytest.raises(ImageDecodeError):
+        decode_image(prefix)  # the pixels are cut off...
+    assert read_dicom_header(prefix) == read_dicom_header(data)  # ...but the header is whole
+
+
+def test_dicom_header_cut_inside_a_value_leaves_that_value_out_rather_than_half_read():
+    data = _chest_dicom()
+    cut = data.index(b"Turing^Alan") + len(b"Turing^Al")
+
+    header = read_dicom_header(data[:cut])
+
+    assert header.patient_name == ""
+    assert header.patient_id == ""
+    assert header.study_date == datetime.date(2024, 1, 31)  # written before the name, so complete
+
+
+def test_dicom_header_without_these_elements_is_blank():
+    header = read_dicom_header(dicom_bytes(None))
+
+    assert header.patient_name == ""
+    assert header.study_date is None
+    assert header.view_position == ""
+    assert header.patient_id == "TEST-001"
+
+
+@pytest.mark.parametrize(
+    ("stored", "readable"),
+    [
+        ("Turing^Alan", "Turing, Alan"),
+        ("Turing", "Turing"),
+        ("Curie^Marie^Salomea^Dr^", "Curie, Marie Salomea"),
+        ("^Alan", "Alan"),
+    ],
+)
+def test_dicom_person_name_is_written_family_comma_given(stored, readable):
+    assert read_dicom_header(_chest_dicom(PatientName=stored)).patient_name == readable
+
+
+@pytest.mark.parametrize(
+    ("stored", "view"),
+    [("PA", "PA"), ("ap", "AP"), ("AP SUPINE", "AP"), ("LL", ""), ("PAX", ""), ("", "")],
+)
+def test_dicom_view_position_is_normalised_to_pa_or_ap(stored, view):
+    assert read_dicom_header(_chest_dicom(ViewPosition=stored)).view_position == view
+
+
+@pytest.mark.parametrize(
+    ("stored", "date"),
+    [("20240131", datetime.date(2024, 1, 31)), ("2024.01.31", datetime.date(2024, 1, 31)), ("20241331", None)],
+)
+def test_dicom_study_date_is_parsed_and_a_bad_one_is_left_out(stored, date):
+    assert read_dicom_header(_chest_dicom(StudyDate=stored)).study_date == date
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"hello" * 100, "Not a DICOM file"),
+        (b"", "Not a DICOM file"),
+        (png_bytes(Image.fromarray(np.zeros((8, 8), np.uint8))), "Not a DICOM file"),
+        (b"\x00" * 128 + b"DICM" + b"\xff" * 300, "DICOM header is damaged"),
+        (b"\x00" * 128 + b"DICM" + bytes(range(256)) * 4, "DICOM header is damaged"),
+    ],
+)
+def test_dicom_header_of_garbage_is_refused_with_a_clear_message(data, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        read_dicom_header(data)
