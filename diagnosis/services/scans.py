@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from diagnosis.models import Patient, Review, Scan
 from diagnosis.validators import validate_xray_upload
+from mlcore.core.imaging import read_dicom_header
 
 
 def patient_create(*, created_by, mrn: str, full_name: str, **fields) -> Patient:
@@ -28,8 +29,13 @@ def scan_create(
     view: str = "",
     acquisition_date: datetime.date | None = None,
 ) -> Scan:
-    """Store an upload (checked by content) as a pending scan and queue it once the row is committed."""
+    """Store an upload (checked by content) as a pending scan and queue it once the row is committed.
+
+    A DICOM's own header fills in the view and acquisition date the doctor left blank.
+    """
     checked = validate_xray_upload(image)
+    if checked.file_type == Scan.FileType.DICOM and not (view and acquisition_date):
+        view, acquisition_date = _fill_from_dicom_header(image, view=view, acquisition_date=acquisition_date)
     scan = Scan(
         patient=patient,
         original_filename=(getattr(image, "name", "") or "")[:255],
@@ -44,6 +50,12 @@ def scan_create(
     scan.save()
     transaction.on_commit(lambda: queue_scan(scan.pk))
     return scan
+
+
+def _fill_from_dicom_header(image, *, view: str, acquisition_date: datetime.date | None):
+    """The file decoded as DICOM already, so its header reads too; what the doctor chose still wins."""
+    header = read_dicom_header(image)
+    return view or header.view_position, acquisition_date or header.study_date
 
 
 def queue_scan(scan_id: int) -> None:

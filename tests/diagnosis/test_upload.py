@@ -1,5 +1,6 @@
 """Uploads: accepted by content, refused with a clear message otherwise, and nothing half-stored."""
 
+import datetime
 import io
 
 import numpy as np
@@ -122,3 +123,46 @@ def test_another_doctors_patient_and_scans_answer_404(client, make_doctor, patie
         assert doctor_client.get(url).status_code == 404, url
     assert post(doctor_client, patient, upload("a.png", xray_png())).status_code == 404
     assert Scan.objects.count() == 1
+
+
+# --- a DICOM's header fills in what the doctor left blank ------------------------------------------
+
+
+def chest_dicom(**attributes) -> bytes:
+    details = {"PatientID": "MRN-0001", "StudyDate": "20240131", "ViewPosition": "AP"}
+    return dicom_bytes(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), **(details | attributes))
+
+
+def test_a_dicom_uploaded_without_view_and_date_takes_them_from_its_header(doctor_client, patient):
+    response = post(doctor_client, patient, upload("chest.dcm", chest_dicom(), "application/dicom"))
+
+    scan = Scan.objects.get()
+    assert response.status_code == 302
+    assert scan.view == "AP"
+    assert scan.acquisition_date == datetime.date(2024, 1, 31)
+
+
+def test_the_view_and_date_the_doctor_chose_win_over_the_dicom_header(doctor_client, patient):
+    url = reverse("diagnosis:scan_upload", args=[patient.pk])
+    data = {"images": [upload("chest.dcm", chest_dicom())], "view": "PA", "acquisition_date": "2025-02-03"}
+
+    doctor_client.post(url, data)
+
+    scan = Scan.objects.get()
+    assert scan.view == "PA"
+    assert scan.acquisition_date == datetime.date(2025, 2, 3)
+
+
+def test_each_dicom_among_several_takes_its_own_header_and_a_png_stays_blank(doctor_client, patient):
+    post(
+        doctor_client,
+        patient,
+        upload("ap.dcm", chest_dicom(ViewPosition="AP", StudyDate="20240101")),
+        upload("pa.dcm", chest_dicom(ViewPosition="PA", StudyDate="20240202")),
+        upload("chest.png", xray_png()),
+    )
+
+    scans = {scan.original_filename: scan for scan in Scan.objects.all()}
+    assert (scans["ap.dcm"].view, scans["ap.dcm"].acquisition_date) == ("AP", datetime.date(2024, 1, 1))
+    assert (scans["pa.dcm"].view, scans["pa.dcm"].acquisition_date) == ("PA", datetime.date(2024, 2, 2))
+    assert (scans["chest.png"].view, scans["chest.png"].acquisition_date) == ("", None)
