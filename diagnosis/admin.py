@@ -1,10 +1,13 @@
 """Staff see every patient and scan here; images come through the same access-checked view as doctors'."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import FileResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from diagnosis.models import Patient, Review, Scan
+from diagnosis.services.export import reviewed_scans_export_zip
 
 
 class ScanInline(admin.TabularInline):
@@ -67,9 +70,28 @@ class ScanAdmin(admin.ModelAdmin):
         "batch_size",
     )
     exclude = ("image", "preview", "heatmap")
+    actions = ["export_training_dataset"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Export reviewed scans as a training dataset (zip)", permissions=["view"])
+    def export_training_dataset(self, request, queryset):
+        """The selected scans reviewed as COVID or NORMAL, laid out for ``train_model --data``."""
+        archive, summary = reviewed_scans_export_zip(scans=queryset)
+        if not summary.written:
+            archive.close()
+            self.message_user(
+                request,
+                f"Nothing to export: no selected scan is reviewed as COVID or NORMAL. {summary.skipped_text()}",
+                messages.WARNING,
+            )
+            return None
+        response = FileResponse(
+            archive, as_attachment=True, filename=f"reviewed-scans-{timezone.now():%Y%m%d-%H%M%S}.zip"
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
 
     @admin.display(description="image")
     def thumbnail(self, scan):

@@ -1,0 +1,228 @@
+"""Reviewed scans as a dataset folder ``train_model`` reads, so doctors' findings train the next model.
+
+The layout is the one :func:`mlcore.core.dataset.discover_dataset` expects: one folder per class
+(``COVID/``, ``NORMAL/``) with the original uploads, and a ``manifest.csv`` whose patient ids keep a
+patient's scans in one split. Patients appear only as keyed hashes; file names are scan ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import shutil
+import tempfile
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from auditlog.context import set_actor
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.text import slugify
+
+from covidxray.audit import record_access
+from diagnosis.models import Review, Scan
+from mlcore.core.dataset import MANIFEST_NAME, NEGATIVE, POSITIVE
+
+CLASS_FOLDERS = {Review.Finding.COVID: POSITIVE, Review.Finding.NORMAL: NEGATIVE}
+EXTENSIONS = {Scan.FileType.PNG: ".png", Scan.FileType.JPEG: ".jpg", Scan.FileType.DICOM: ".dcm"}
+README_NAME = "README.txt"
+SOURCE = "covidxray-review"
+MANIFEST_COLUMNS = (
+    "path",
+    "label",
+    "patient_id",
+    "source",
+    "scan_id",
+    "reviewed_at",
+    "model_label",
+    "agrees_with_model",
+)
+# What an export writes: only these may be replaced by an overwrite, so a wrong folder is never emptied.
+EXPORT_ENTRIES = {*CLASS_FOLDERS.values(), MANIFEST_NAME, README_NAME}
+
+
+class ExportError(Exception):
+    """The export cannot start; the message says why, and nothing was written."""
+
+
+@dataclass
+class ExportSummary:
+    destination: Path
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_FOLDERS.values(), 0))
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return sum(self.counts.values())
+
+    def skipped_text(self) -> str:
+        reasons = Counter(reason for _, reason in self.skipped)
+        return " ".join(f"Skipped {count}: {reason}." for reason, count in sorted(reasons.items()))
+
+    def as_text(self) -> str:
+        per_class = ", ".join(f"{count} {name}" for name, count in self.counts.items())
+        return f"Exported {self.written} reviewed scan(s) to {self.destination}: {per_class}. {self.skipped_text()}"
+
+
+def pseudonymous_patient_id(patient_id: int) -> str:
+    """Stable across exports with the same SECRET_KEY, and reveals neither the MRN nor the name."""
+    return salted_hmac("covidxray.dataset-export.patient", str(patient_id)).hexdigest()[:20]
+
+
+def reviewed_scans(*, since: datetime.date | None = None) -> QuerySet[Scan]:
+    """Diagnosed scans a doctor has reviewed, optionally only those reviewed on or after `since`."""
+    scans = Scan.objects.filter(status=Scan.Status.DONE, review__isnull=False)
+    return scans.filter(review__reviewed_at__date__gte=since) if since else scans
+
+
+def reviewed_scans_export(
+    *,
+    destination: Path,
+    scans: QuerySet[Scan] | None = None,
+    overwrite: bool = False,
+    actor=None,
+) -> ExportSummary:
+    """Write the originals of reviewed COVID/NORMAL scans, a manifest and a README into `destination`.
+
+    `actor` names who exports in the audit log when no request does (the management command).
+    """
+    destination = Path(destination).expanduser()
+    _prepare(destination, overwrite=overwrite)
+    scans = reviewed_scans() if scans is None else scans
+    scans = scans.select_related("review", "uploaded_by").order_by("pk")
+    summary = ExportSummary(destination=destination)
+    if actor is None:
+        rows = _write_images(scans, destination, summary)
+    else:
+        with set_actor(actor):
+            rows = _write_images(scans, destination, summary)
+    _write_manifest(destination / MANIFEST_NAME, rows)
+    _write_readme(destination / README_NAME, summary)
+    return summary
+
+
+def reviewed_scans_export_zip(*, scans: QuerySet[Scan] | None = None) -> tuple[IO[bytes], ExportSummary]:
+    """The same export as a zip in an anonymous temporary file (gone once closed), for a download."""
+    archive = tempfile.TemporaryFile(suffix=".zip")  # noqa: SIM115 (the caller, a download, closes it)
+    try:
+        with tempfile.TemporaryDirectory(prefix="covidxray-export-") as work:
+            folder = Path(work) / "dataset"
+            summary = reviewed_scans_export(destination=folder, scans=scans)
+            with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    bundle.write(path, path.relative_to(folder).as_posix())
+    except BaseException:
+        archive.close()
+        raise
+    archive.seek(0)
+    return archive, summary
+
+
+def _prepare(destination: Path, *, overwrite: bool) -> None:
+    if destination.exists() and not destination.is_dir():
+        raise ExportError(f"{destination} is a file; give a folder to export into.")
+    present = sorted(p.name for p in destination.iterdir()) if destination.is_dir() else []
+    if present and not overwrite:
+        raise ExportError(f"{destination} is not empty; choose an empty folder or overwrite an earlier export.")
+    foreign = [name for name in present if name not in EXPORT_ENTRIES]
+    if foreign:
+        raise ExportError(
+            f"{destination} holds files that are not from an export ({', '.join(foreign[:5])}); "
+            "overwrite only replaces an earlier export. Choose an empty folder."
+        )
+    for name in present:
+        path = destination / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    # Patient images: readable by the exporting account only.
+    destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in CLASS_FOLDERS.values():
+        (destination / folder).mkdir(mode=0o700)
+
+
+def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict]:
+    rows = []
+    for scan in scans:
+        reason = _skip_reason(scan)
+        if reason:
+            summary.skipped.append((scan.pk, reason))
+            continue
+        review = scan.review
+        folder = CLASS_FOLDERS[review.final_finding]
+        relative = f"{folder}/scan-{scan.pk}{EXTENSIONS[scan.file_type]}"
+        try:
+            with scan.image.open("rb") as handle:
+                data = handle.read()
+        except OSError:
+            summary.skipped.append((scan.pk, "the original image is missing from storage"))
+            continue
+        record_access(scan, what="dataset export")
+        (destination / relative).write_bytes(data)
+        summary.counts[folder] += 1
+        rows.append(
+            {
+                "path": relative,
+                "label": folder,
+                "patient_id": pseudonymous_patient_id(scan.patient_id),
+                "source": _source(scan),
+                "scan_id": scan.pk,
+                "reviewed_at": review.reviewed_at.isoformat(),
+                "model_label": scan.label,
+                "agrees_with_model": "yes" if review.agrees_with_model else "no",
+            }
+        )
+    return rows
+
+
+def _skip_reason(scan: Scan) -> str:
+    if scan.status != Scan.Status.DONE:
+        return f"not diagnosed ({scan.get_status_display().lower()})"
+    review = getattr(scan, "review", None)
+    if review is None:
+        return "not reviewed"
+    if review.final_finding not in CLASS_FOLDERS:
+        return f"final finding {review.get_final_finding_display()} is not a training class"
+    return ""
+
+
+def _source(scan: Scan) -> str:
+    """Per-source metrics then tell hospitals apart; the hospital is the uploading doctor's."""
+    hospital = slugify(scan.uploaded_by.hospital)
+    return f"{SOURCE}:{hospital}" if hospital else SOURCE
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_readme(path: Path, summary: ExportSummary) -> None:
+    per_class = ", ".join(f"{count} in {name}/" for name, count in summary.counts.items())
+    path.write_text(
+        f"""CovidXray: reviewed scans as a training dataset
+Exported {timezone.now():%Y-%m-%d %H:%M %Z}: {summary.written} images ({per_class}).
+
+CONTAINS PATIENT IMAGES. Keep this folder on protected storage, share it with nobody outside
+the care and model team, and delete it once the model is trained. Every image read for this
+export is recorded in the audit log.
+
+Each image is the original upload of a diagnosed scan, filed under the final finding of the
+doctor who reviewed it (scans reviewed as other findings or indeterminate are left out).
+File names are scan ids. In manifest.csv, patient_id is a keyed hash of the patient record
+(the same patient gets the same id in every export made with this installation's secret key),
+never the record number or name. DICOM files are exported as uploaded: their headers may still
+name the patient, and any image may show burned-in text.
+
+Train a new model version on it:
+    manage.py train_model --data <this folder>
+""",
+        encoding="utf-8",
+    )
