@@ -13,3 +13,6 @@ urlpatterns = [
     path("models/", include("mlcore.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Errors: a database outage answers 503 with a page that needs no database (covidxray/views.py).
+handler500 = "covidxray.views.server_error"
