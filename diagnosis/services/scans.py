@@ -58,6 +58,9 @@ def _fill_from_dicom_header(image, *, view: str, acquisition_date: datetime.date
     return view or header.view_position, acquisition_date or header.study_date
 
 
+QUEUED_LATER_MESSAGE = "Queued for the next available worker."
+
+
 def queue_scan(scan_id: int) -> None:
     """Hand a scan to the workers; if the broker is down, the periodic sweep queues it later."""
     from diagnosis.tasks import diagnose_scans
@@ -66,7 +69,7 @@ def queue_scan(scan_id: int) -> None:
         diagnose_scans.delay(scan_id)
     except Exception:  # kombu raises several types when the broker is unreachable
         Scan.objects.filter(pk=scan_id, status=Scan.Status.PENDING).update(
-            status_message="Queued for the next available worker."
+            status_message=QUEUED_LATER_MESSAGE
         )
 
 
