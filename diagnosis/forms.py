@@ -11,6 +11,13 @@ class PatientForm(forms.ModelForm):
             "date_of_birth": forms.DateInput(attrs={"type": "date"}),
             "notes": forms.Textarea(attrs={"rows": 3}),
         }
+        error_messages = {"mrn": {"unique": "Another patient already has this medical record number."}}
+
+
+class PatientShareForm(forms.Form):
+    email = forms.EmailField(
+        label="Doctor's e-mail address", help_text="The doctor sees, edits and reviews this patient's scans."
+    )
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -1,9 +1,25 @@
 """Reads for the diagnosis app; every one is scoped to what the user may see."""
 
-from django.db.models import Q, QuerySet
+import datetime
+from dataclasses import dataclass
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from diagnosis.models import Patient, Scan
+from mlcore.models import ModelVersion
 
 
 def patients_visible_to(user) -> QuerySet[Patient]:
@@ -24,3 +40,146 @@ def scans_visible_to(user) -> QuerySet[Scan]:
 
 def scan_get_for_user(*, user, pk: int) -> Scan:
     return get_object_or_404(scans_visible_to(user), pk=pk)
+
+
+# The label the model gives a COVID-positive reading: the version's positive class, or the field's
+# default for scans written without a version (imports, fixtures).
+DEFAULT_POSITIVE_CLASS = ModelVersion._meta.get_field("positive_class").default
+POSITIVE = Q(status=Scan.Status.DONE) & (
+    Q(label=F("model_version__positive_class")) | Q(model_version__isnull=True, label=DEFAULT_POSITIVE_CLASS)
+)
+
+
+def scan_is_positive(scan: Scan) -> bool:
+    positive_class = scan.model_version.positive_class if scan.model_version_id else DEFAULT_POSITIVE_CLASS
+    return scan.status == Scan.Status.DONE and scan.label == positive_class
+
+
+def patient_can_manage(*, user, patient: Patient) -> bool:
+    """Sharing and deleting a patient are for the doctor who created it (and staff), not those it is shared with."""
+    return user.is_staff or patient.created_by_id == user.pk
+
+
+def scan_can_delete(*, user, scan: Scan) -> bool:
+    """Whoever uploaded a scan may take it back; so may the patient's creator (and staff)."""
+    return scan.uploaded_by_id == user.pk or patient_can_manage(user=user, patient=scan.patient)
+
+
+def patient_list_for_user(*, user, query: str = "") -> QuerySet[Patient]:
+    """Visible patients matching `query` (MRN or name), an exact MRN first, each with their latest scan."""
+    patients = patients_visible_to(user)
+    query = query.strip()
+    if query:
+        patients = patients.filter(Q(mrn__icontains=query) | Q(full_name__icontains=query))
+    latest = Scan.objects.filter(patient=OuterRef("pk")).order_by("-uploaded_at", "-pk")
+    patients = patients.annotate(
+        last_scan_at=Subquery(latest.values("uploaded_at")[:1]),
+        last_scan_status=Subquery(latest.values("status")[:1]),
+        last_scan_label=Subquery(latest.values("label")[:1]),
+        last_scan_probability=Subquery(latest.values("probability")[:1]),
+        last_scan_positive=Subquery(
+            latest.annotate(positive=ExpressionWrapper(POSITIVE, output_field=BooleanField())).values("positive")[:1]
+        ),
+    )
+    exact_first = Case(When(mrn__iexact=query, then=0), default=1) if query else Value(1)
+    return patients.order_by(exact_first, "full_name", "pk")
+
+
+def patient_scan_history(*, patient: Patient, user) -> QuerySet[Scan]:
+    """The patient's scans, newest first, each saying whether this user may delete it."""
+    can_delete = Value(True) if patient_can_manage(user=user, patient=patient) else Q(uploaded_by=user.pk)
+    return (
+        patient.scans.select_related("model_version", "review")
+        .annotate(
+            is_positive=ExpressionWrapper(POSITIVE, output_field=BooleanField()),
+            can_delete=ExpressionWrapper(can_delete, output_field=BooleanField()),
+        )
+        .order_by("-uploaded_at", "-pk")
+    )
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    scan_id: int
+    taken_at: datetime.datetime
+    probability: float
+    label: str
+    positive: bool
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Trend:
+    """P(COVID-19) of a patient's read scans over time, laid out for an inline SVG chart."""
+
+    points: list[TrendPoint]
+    threshold: float | None
+    threshold_y: float | None
+    y_ticks: list[tuple[float, float]]
+    first_at: datetime.datetime
+    last_at: datetime.datetime
+    width: int = 640
+    height: int = 240
+    left: int = 44
+    right: int = 624
+    top: int = 16
+    bottom: int = 204
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{point.x:.1f},{point.y:.1f}" for point in self.points)
+
+
+def patient_trend(*, patient: Patient) -> Trend | None:
+    """One point per read scan, by acquisition date (upload time when not recorded), oldest first.
+
+    The threshold line is the latest scan's: the one the current reading was judged against.
+    """
+    scans = list(
+        patient.scans.filter(status=Scan.Status.DONE, probability__isnull=False).select_related("model_version")
+    )
+    if not scans:
+        return None
+
+    def taken_at(scan):
+        if scan.acquisition_date:
+            return timezone.make_aware(datetime.datetime.combine(scan.acquisition_date, datetime.time(12)))
+        return scan.uploaded_at
+
+    scans.sort(key=lambda scan: (taken_at(scan), scan.uploaded_at, scan.pk))
+    first, last = taken_at(scans[0]), taken_at(scans[-1])
+    span = (last - first).total_seconds()
+    plot_width, plot_height = Trend.right - Trend.left, Trend.bottom - Trend.top
+
+    def x_of(index, scan):
+        if span > 0:
+            return Trend.left + (taken_at(scan) - first).total_seconds() / span * plot_width
+        if len(scans) == 1:
+            return Trend.left + plot_width / 2
+        return Trend.left + index / (len(scans) - 1) * plot_width
+
+    def y_of(probability):
+        return Trend.top + (1 - min(max(probability, 0.0), 1.0)) * plot_height
+
+    points = [
+        TrendPoint(
+            scan_id=scan.pk,
+            taken_at=taken_at(scan),
+            probability=scan.probability,
+            label=scan.label,
+            positive=scan_is_positive(scan),
+            x=x_of(index, scan),
+            y=y_of(scan.probability),
+        )
+        for index, scan in enumerate(scans)
+    ]
+    threshold = scans[-1].threshold
+    return Trend(
+        points=points,
+        threshold=threshold,
+        threshold_y=None if threshold is None else y_of(threshold),
+        y_ticks=[(value, y_of(value)) for value in (0.0, 0.25, 0.5, 0.75, 1.0)],
+        first_at=first,
+        last_at=last,
+    )

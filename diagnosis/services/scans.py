@@ -1,4 +1,4 @@
-"""Writes for patients and scans."""
+"""Writes for scans: uploads, queueing for the workers, and doctors' reviews (patients: services/patients.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,6 @@ from django.utils import timezone
 from diagnosis.models import Patient, Review, Scan
 from diagnosis.validators import validate_xray_upload
 from mlcore.core.imaging import read_dicom_header
-
-
-def patient_create(*, created_by, mrn: str, full_name: str, **fields) -> Patient:
-    patient = Patient(created_by=created_by, mrn=mrn.strip(), full_name=full_name.strip(), **fields)
-    patient.full_clean()
-    patient.save()
-    return patient
 
 
 def scan_create(
