@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from diagnosis.views import dashboard
 
 admin.site.site_header = "CovidXray administration"
 admin.site.site_title = "CovidXray admin"
 admin.site.index_title = "Hospital administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="accounts:profile"), name="home"),
+    path("", dashboard.dashboard, name="home"),
     path("accounts/", include("accounts.urls")),
     path("", include("diagnosis.urls")),
     path("models/", include("mlcore.urls")),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db.models import (
     BooleanField,
     Case,
+    Count,
     ExpressionWrapper,
     F,
     OuterRef,
@@ -48,6 +49,8 @@ DEFAULT_POSITIVE_CLASS = ModelVersion._meta.get_field("positive_class").default
 POSITIVE = Q(status=Scan.Status.DONE) & (
     Q(label=F("model_version__positive_class")) | Q(model_version__isnull=True, label=DEFAULT_POSITIVE_CLASS)
 )
+AWAITING_REVIEW = Q(status=Scan.Status.DONE, review__isnull=True)
+WORKLIST_FILTERS = {"awaiting": AWAITING_REVIEW, "positive": POSITIVE}
 
 
 def scan_is_positive(scan: Scan) -> bool:
@@ -83,6 +86,36 @@ def patient_list_for_user(*, user, query: str = "") -> QuerySet[Patient]:
     )
     exact_first = Case(When(mrn__iexact=query, then=0), default=1) if query else Value(1)
     return patients.order_by(exact_first, "full_name", "pk")
+
+
+def worklist_for_user(*, user, since: datetime.datetime, show: str = "") -> QuerySet[Scan]:
+    """Scans uploaded since `since` that the user may see, newest first, marked positive / awaiting review."""
+    scans = (
+        scans_visible_to(user)
+        .filter(uploaded_at__gte=since)
+        .select_related("review")
+        .annotate(
+            is_positive=ExpressionWrapper(POSITIVE, output_field=BooleanField()),
+            awaiting_review=ExpressionWrapper(AWAITING_REVIEW, output_field=BooleanField()),
+        )
+    )
+    if show in WORKLIST_FILTERS:
+        scans = scans.filter(WORKLIST_FILTERS[show])
+    return scans.order_by("-uploaded_at", "-pk")
+
+
+def worklist_counts(*, user, since: datetime.datetime) -> dict[str, int]:
+    """The worklist's cards, in one aggregate query."""
+    return (
+        scans_visible_to(user)
+        .filter(uploaded_at__gte=since)
+        .aggregate(
+            pending=Count("pk", filter=Q(status__in=[Scan.Status.PENDING, Scan.Status.PROCESSING])),
+            positive=Count("pk", filter=POSITIVE),
+            awaiting_review=Count("pk", filter=AWAITING_REVIEW),
+            reviewed=Count("pk", filter=Q(review__isnull=False)),
+        )
+    )
 
 
 def patient_scan_history(*, patient: Patient, user) -> QuerySet[Scan]:

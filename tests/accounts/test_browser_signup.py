@@ -62,5 +62,6 @@ def test_register_approve_and_sign_in(browser, live_server, staff_user):
     fill(browser, {"username": "Marie.Curie@hospital.example", "password": "Radium-and-Polonium-1898"})
     submit(browser)
     wait_for_text(browser, "nav", "Marie Curie")
-    assert browser.current_url == live_server.url + "/accounts/profile/"
-    save_screenshot(browser, "profile")
+    assert browser.current_url == live_server.url + "/"
+    wait_for_text(browser, "#worklist-welcome", "Create your first patient")
+    save_screenshot(browser, "worklist-new-doctor")
