@@ -52,3 +52,25 @@ def diagnosed_scan(patient, doctor):
     scan.heatmap.save("gradcam.png", ContentFile(xray_png(seed=3)), save=False)
     scan.save()
     return scan
+
+
+@pytest.fixture
+def validated_version(make_version):
+    """A version whose held-out test split gave sensitivity 90/100 and specificity 190/200 at threshold 0.7."""
+    from mlcore.core.evaluation import binary_metrics, jsonable
+    from mlcore.models import Evaluation
+
+    version = make_version("validated-v1", activate=False)
+    version.threshold = 0.7
+    version.save(update_fields=["threshold"])
+    y = np.array([1] * 100 + [0] * 200)
+    p = np.array([0.9] * 90 + [0.1] * 10 + [0.1] * 190 + [0.9] * 10)
+    metrics = binary_metrics(y, p, 0.7, class_names=["COVID", "NORMAL"], positive_class="COVID")
+    Evaluation.objects.create(
+        version=version,
+        kind=Evaluation.Kind.TEST_SPLIT,
+        data_dir="/data/test",
+        threshold=0.7,
+        metrics=jsonable(metrics),
+    )
+    return version
