@@ -1,24 +1,31 @@
-"""Scan pages: the result, its review, the status the page polls, and the images (access-checked)."""
+"""Scan pages: the result, its review, the printable report, the status the page polls, and the images
+(access-checked)."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from covidxray.audit import record_access
 from diagnosis.forms import ReviewForm
 from diagnosis.models import Review
+from diagnosis.reading import scan_reading_get
 from diagnosis.selectors import scan_get_for_user
 from diagnosis.services.scans import scan_review
+
+
+def _review_of(scan) -> Review | None:
+    return Review.objects.filter(scan=scan).select_related("reviewer").first()
 
 
 def scan_detail(request, pk: int, review_form: ReviewForm | None = None, status: int = 200):
     scan = scan_get_for_user(user=request.user, pk=pk)
     if request.method == "GET":
         record_access(scan, what="scan page")
-    review = Review.objects.filter(scan=scan).select_related("reviewer").first()
+    review = _review_of(scan)
     if review_form is None:
         initial = (
             {
@@ -50,13 +57,52 @@ def scan_review_submit(request, pk: int):
 
 
 @require_GET
+def scan_report(request, pk: int):
+    """One printable page per scan; a scan without a result has none, and its page says only that."""
+    scan = scan_get_for_user(user=request.user, pk=pk)
+    if scan.status != scan.Status.DONE:
+        return render(request, "diagnosis/scan_report.html", {"scan": scan, "available": False}, status=404)
+    record_access(scan, what="report")
+    context = {
+        "scan": scan,
+        "available": True,
+        "status": scan_status_data(scan),
+        "review": _review_of(scan),
+        "generated_at": timezone.now(),
+    }
+    return render(request, "diagnosis/scan_report.html", context)
+
+
+@require_GET
 def scan_status(request, pk: int):
     """Polled by the scan page until the result, then the heatmap, are there."""
     return JsonResponse(scan_status_data(scan_get_for_user(user=request.user, pk=pk)))
 
 
+def duration_text(milliseconds: float | None) -> str:
+    """Milliseconds as a person reads them: "120 ms", "4.2 s", "3 min 5 s"."""
+    if milliseconds is None:
+        return "—"
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f} ms"
+    if milliseconds < 60_000:
+        return f"{milliseconds / 1000:.1f} s"
+    minutes, seconds = divmod(round(milliseconds / 1000), 60)
+    return f"{minutes} min {seconds} s"
+
+
+def _percent_of_bar(value: float | None) -> float | None:
+    return None if value is None else round(min(max(value, 0.0), 1.0) * 100, 1)
+
+
 def scan_status_data(scan) -> dict:
     version = scan.model_version
+    timings = {
+        "queue_wait": scan.queue_wait_ms,
+        "preprocess": scan.preprocess_ms,
+        "network": scan.network_ms,
+        "total": scan.total_ms,
+    }
     return {
         "id": scan.pk,
         "status": scan.status,
@@ -66,13 +112,14 @@ def scan_status_data(scan) -> dict:
         "probability": scan.probability,
         "threshold": scan.threshold,
         "model_version": version.name if version else None,
-        "timings_ms": {
-            "queue_wait": scan.queue_wait_ms,
-            "preprocess": scan.preprocess_ms,
-            "network": scan.network_ms,
-            "total": scan.total_ms,
-        },
+        "timings_ms": timings,
+        "timings_text": {key: duration_text(value) for key, value in timings.items()},
         "batch_size": scan.batch_size,
+        "probability_percent": _percent_of_bar(scan.probability),
+        "threshold_percent": _percent_of_bar(scan.threshold),
+        "positive": None if None in (scan.probability, scan.threshold) else scan.probability >= scan.threshold,
+        "reading": scan_reading_get(scan=scan),
+        "report_url": reverse("diagnosis:scan_report", args=[scan.pk]) if scan.status == scan.Status.DONE else None,
         "preview_url": reverse("diagnosis:scan_image", args=[scan.pk, "preview"]) if scan.preview else None,
         "heatmap_url": reverse("diagnosis:scan_image", args=[scan.pk, "heatmap"]) if scan.heatmap else None,
         "finished": scan.status == scan.Status.FAILED or bool(scan.heatmap),

@@ -1,34 +1,187 @@
-// Scan page: poll the status endpoint until the result and then the heatmap arrive.
+// Scan page: the image viewer (zoom, pan, heatmap opacity) and the poller that fills in the result.
+// The report page only uses the print button.
 (function () {
   "use strict";
+  document.querySelectorAll("[data-action=print]").forEach((button) => {
+    button.addEventListener("click", () => window.print());
+  });
+
   const root = document.getElementById("scan");
   if (!root) return;
-  const url = root.dataset.statusUrl;
-  const heatmap = document.getElementById("scan-heatmap");
-  const toggle = document.getElementById("heatmap-toggle");
-  const show = (id, text) => { document.getElementById(id).textContent = text; };
+  const byId = (id) => document.getElementById(id);
+  const show = (id, text) => { byId(id).textContent = text; };
 
-  toggle.addEventListener("change", () => { heatmap.style.visibility = toggle.checked ? "visible" : "hidden"; });
+  // Heatmap: on/off and its opacity over the radiograph.
+  const heatmap = byId("scan-heatmap");
+  const toggle = byId("heatmap-toggle");
+  const opacity = byId("heatmap-opacity");
+  function paintHeatmap() {
+    heatmap.style.visibility = toggle.checked ? "visible" : "hidden";
+    heatmap.style.opacity = String(Number(opacity.value) / 100);
+    opacity.disabled = !toggle.checked;
+    show("heatmap-opacity-value", `${opacity.value}%`);
+  }
+  toggle.addEventListener("change", paintHeatmap);
+  opacity.addEventListener("input", paintHeatmap);
+  paintHeatmap();
+
+  // Zoom and pan: one CSS transform on the stage holding both images, so they stay aligned.
+  const viewport = byId("scan-viewport");
+  const stage = byId("scan-stage");
+  const MIN_ZOOM = 1;
+  const MAX_ZOOM = 8;
+  const STEP = 1.25;
+  const view = { zoom: 1, x: 0, y: 0 };
+
+  function clampPan() {
+    const width = viewport.clientWidth;
+    const height = stage.offsetHeight;
+    view.x = Math.min(0, Math.max(width - width * view.zoom, view.x));
+    view.y = Math.min(0, Math.max(viewport.clientHeight - height * view.zoom, view.y));
+  }
+
+  function paintView() {
+    clampPan();
+    stage.style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.zoom})`;
+    viewport.classList.toggle("is-zoomed", view.zoom > 1);
+    show("zoom-level", `${Math.round(view.zoom * 100)}%`);
+    byId("zoom-out").disabled = view.zoom <= MIN_ZOOM;
+    byId("zoom-reset").disabled = view.zoom === 1;
+    byId("zoom-in").disabled = view.zoom >= MAX_ZOOM;
+  }
+
+  // Zoom keeping the point under (cx, cy), in viewport pixels, where it is.
+  function zoomTo(zoom, cx = viewport.clientWidth / 2, cy = viewport.clientHeight / 2) {
+    const next = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, zoom));
+    view.x = cx - ((cx - view.x) / view.zoom) * next;
+    view.y = cy - ((cy - view.y) / view.zoom) * next;
+    view.zoom = next;
+    paintView();
+  }
+
+  byId("zoom-in").addEventListener("click", () => zoomTo(view.zoom * STEP));
+  byId("zoom-out").addEventListener("click", () => zoomTo(view.zoom / STEP));
+  byId("zoom-reset").addEventListener("click", () => zoomTo(1));
+
+  // At 100% the wheel scrolls the page; ctrl+wheel (a trackpad pinch) zooms, and so does any wheel once zoomed.
+  viewport.addEventListener("wheel", (event) => {
+    if (!event.ctrlKey && view.zoom === 1) return;
+    event.preventDefault();
+    const box = viewport.getBoundingClientRect();
+    zoomTo(view.zoom * (event.deltaY < 0 ? STEP : 1 / STEP), event.clientX - box.left, event.clientY - box.top);
+  }, { passive: false });
+
+  // One pointer drags when zoomed; two (fingers on a tablet) pinch.
+  const pointers = new Map();
+  let gesture = null;
+  function startGesture() {
+    const [a, b] = [...pointers.values()];
+    gesture = b
+      ? { zoom: view.zoom, distance: Math.hypot(a.x - b.x, a.y - b.y) || 1 }
+      : { x: a.x - view.x, y: a.y - view.y };
+  }
+  viewport.addEventListener("pointerdown", (event) => {
+    if (view.zoom <= 1 && event.pointerType === "mouse") return;
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    viewport.setPointerCapture(event.pointerId);
+    viewport.classList.add("is-panning");
+    startGesture();
+  });
+  viewport.addEventListener("pointermove", (event) => {
+    if (!pointers.has(event.pointerId)) return;
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    const [a, b] = [...pointers.values()];
+    if (b) {
+      const box = viewport.getBoundingClientRect();
+      const distance = Math.hypot(a.x - b.x, a.y - b.y);
+      zoomTo(gesture.zoom * (distance / gesture.distance), (a.x + b.x) / 2 - box.left, (a.y + b.y) / 2 - box.top);
+    } else if (view.zoom > 1) {
+      view.x = a.x - gesture.x;
+      view.y = a.y - gesture.y;
+      paintView();
+    }
+  });
+  function endPointer(event) {
+    pointers.delete(event.pointerId);
+    if (pointers.size) startGesture();
+    else viewport.classList.remove("is-panning");
+  }
+  viewport.addEventListener("pointerup", endPointer);
+  viewport.addEventListener("pointercancel", endPointer);
+
+  const PAN_KEYS = { ArrowLeft: [1, 0], ArrowRight: [-1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+  viewport.addEventListener("keydown", (event) => {
+    if (event.key === "+" || event.key === "=") zoomTo(view.zoom * STEP);
+    else if (event.key === "-") zoomTo(view.zoom / STEP);
+    else if (event.key === "0") zoomTo(1);
+    else if (PAN_KEYS[event.key] && view.zoom > 1) {
+      const [dx, dy] = PAN_KEYS[event.key];
+      view.x += dx * viewport.clientWidth * 0.1;
+      view.y += dy * viewport.clientHeight * 0.1;
+      paintView();
+    } else return;
+    event.preventDefault();
+  });
+  window.addEventListener("resize", paintView);
+  paintView();
+
+  // The result, filled in when the poller brings it.
+  function renderReading(reading) {
+    byId("reading-available").hidden = !reading.available;
+    byId("reading-unavailable").hidden = reading.available;
+    show("reading-unavailable", reading.unavailable);
+    if (!reading.available) return;
+    show("reading-sensitivity", reading.sensitivity.text);
+    show("reading-specificity", reading.specificity.text);
+    show("reading-ppv", reading.ppv.text);
+    show("reading-npv", reading.npv.text);
+    document.querySelectorAll(".reading-prevalence").forEach((node) => { node.textContent = reading.prevalence_text; });
+    const explanation = byId("reading-explanation");
+    explanation.textContent = reading.explanation || "";
+    explanation.hidden = !reading.explanation;
+  }
+
+  function renderResult(data) {
+    byId("scan-result").hidden = false;
+    const label = byId("scan-label");
+    label.textContent = data.label;
+    label.className = `badge ${data.positive ? "text-bg-danger" : "text-bg-success"}`;
+    byId("probability-bar").setAttribute("aria-valuenow", String(data.probability_percent));
+    const fill = byId("probability-fill");
+    fill.style.width = `${data.probability_percent}%`;
+    fill.className = `progress-bar ${data.positive ? "bg-danger" : "bg-success"}`;
+    byId("threshold-marker").style.left = `${data.threshold_percent}%`;
+    byId("threshold-label").style.left = `${data.threshold_percent}%`;
+    show("scan-probability", data.probability.toFixed(3));
+    show("scan-threshold", data.threshold.toFixed(3));
+    show("scan-version", data.model_version || "");
+    renderReading(data.reading);
+    for (const [key, text] of Object.entries(data.timings_text)) show(`timing-${key}`, text);
+    show("timing-batch_size", data.batch_size ?? "—");
+  }
 
   function render(data) {
     show("scan-status", data.status_display);
     show("scan-message", data.message || "");
-    if (data.label) {
-      document.getElementById("scan-result").hidden = false;
-      show("scan-label", data.label);
-      show("scan-probability", data.probability.toFixed(3));
-      show("scan-threshold", data.threshold.toFixed(3));
-      show("scan-version", data.model_version);
+    if (data.label) renderResult(data);
+    const preview = byId("scan-preview");
+    if (data.preview_url && preview.hidden) {
+      preview.src = data.preview_url;
+      preview.hidden = false;
+      preview.addEventListener("load", paintView, { once: true });
     }
-    const preview = document.getElementById("scan-preview");
-    if (data.preview_url && preview.hidden) { preview.src = data.preview_url; preview.hidden = false; }
     if (data.heatmap_url && heatmap.hidden) { heatmap.src = data.heatmap_url; heatmap.hidden = false; }
+    const report = byId("scan-report-link");
+    if (data.report_url) { report.href = data.report_url; report.hidden = false; }
   }
 
   let delay = 1000;
   async function poll() {
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const response = await fetch(root.dataset.statusUrl, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
       if (response.ok) {
         const data = await response.json();
         render(data);

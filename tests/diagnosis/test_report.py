@@ -1,0 +1,105 @@
+"""The printable one-page report of a scan: what it shows, who may open it, and that opening it is logged."""
+
+import datetime
+
+import pytest
+from auditlog.models import LogEntry
+from django.urls import reverse
+
+from diagnosis.models import Review, Scan
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scan(diagnosed_scan, validated_version) -> Scan:
+    patient = diagnosed_scan.patient
+    patient.date_of_birth = datetime.date(1912, 6, 23)
+    patient.sex = "M"
+    patient.save()
+    diagnosed_scan.model_version = validated_version
+    diagnosed_scan.view = "PA"
+    diagnosed_scan.acquisition_date = datetime.date(2026, 3, 2)
+    diagnosed_scan.original_filename = "turing-chest.png"
+    diagnosed_scan.save()
+    return diagnosed_scan
+
+
+def report(client, scan):
+    return client.get(reverse("diagnosis:scan_report", args=[scan.pk]))
+
+
+def test_the_report_shows_patient_scan_images_result_and_model(doctor_client, scan, settings):
+    settings.COVIDXRAY_PREVALENCE = 0.1
+
+    response = report(doctor_client, scan)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for text in [
+        "St Mary&#x27;s Hospital",
+        "Requested by Ada Lovelace",
+        "Alan Turing",
+        "MRN-0001",
+        "23 Jun 1912",
+        "Male",
+        "2 Mar 2026",
+        "PA (posteroanterior)",
+        "PNG · turing-chest.png",
+        "P(COVID-19) = 0.910",
+        "threshold 0.700",
+        "Version <strong>validated-v1</strong>",
+        "90.0% (95% CI 82.6% to 94.5%)",
+        "PPV at 10%",
+        "66.7% (range 50.6% to 79.3%)",
+        "about 67 in 100 have COVID-19",
+        "Decision support, not a diagnosis.",
+        "Not yet reviewed.",
+    ]:
+        assert text in html, text
+    assert f'src="{reverse("diagnosis:scan_image", args=[scan.pk, "preview"])}"' in html
+    assert f'src="{reverse("diagnosis:scan_image", args=[scan.pk, "heatmap"])}"' in html
+    assert 'class="threshold-marker" style="left: 70.0%"' in html
+    assert "css/report.css" in html
+    assert 'data-action="print"' in html
+
+
+def test_the_report_shows_the_review_and_who_generated_it(doctor_client, doctor, scan):
+    Review.objects.create(
+        scan=scan, agrees_with_model=False, final_finding="OTHER", comment="Atelectasis, left base.", reviewer=doctor
+    )
+
+    html = report(doctor_client, scan).content.decode()
+
+    assert "Other finding" in html
+    assert "Disagrees with the model" in html
+    assert "Atelectasis, left base." in html
+    assert "Not yet reviewed." not in html
+    assert "by Ada Lovelace." in " ".join(html.split())
+
+
+def test_another_doctor_gets_404_and_nothing_is_logged(client, make_doctor, scan):
+    client.force_login(make_doctor(email="other@hospital.example"))
+
+    assert report(client, scan).status_code == 404
+    assert not LogEntry.objects.get_for_object(scan).filter(action=LogEntry.Action.ACCESS).exists()
+
+
+def test_opening_the_report_is_logged(doctor_client, doctor, scan):
+    report(doctor_client, scan)
+
+    entry = LogEntry.objects.get_for_object(scan).get(action=LogEntry.Action.ACCESS)
+    assert (entry.actor, entry.additional_data) == (doctor, {"read": "report"})
+
+
+@pytest.mark.parametrize("status", ["pending", "processing", "failed"])
+def test_a_scan_without_a_result_has_no_report(doctor_client, scan, status):
+    Scan.objects.filter(pk=scan.pk).update(status=status)
+
+    response = report(doctor_client, scan)
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert f"Scan {scan.pk} has no report yet" in html
+    assert "Alan Turing" not in html
+    assert not LogEntry.objects.get_for_object(scan).filter(action=LogEntry.Action.ACCESS).exists()

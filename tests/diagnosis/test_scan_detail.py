@@ -1,0 +1,116 @@
+"""The scan page: result, probability against the threshold, validation, PPV/NPV here, timings, statement."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from diagnosis.models import Scan
+from diagnosis.views.scans import duration_text
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scan(diagnosed_scan, validated_version) -> Scan:
+    diagnosed_scan.model_version = validated_version
+    diagnosed_scan.save()
+    return diagnosed_scan
+
+
+def page(client, scan) -> str:
+    response = client.get(reverse("diagnosis:scan_detail", args=[scan.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def status_json(client, scan) -> dict:
+    return client.get(reverse("diagnosis:scan_status", args=[scan.pk])).json()
+
+
+def test_the_page_shows_the_versions_validation_with_intervals_and_counts(doctor_client, scan):
+    html = page(doctor_client, scan)
+
+    assert "validated-v1" in html
+    assert "90.0% (95% CI 82.6% to 94.5%), 90 of 100 test images with COVID-19" in html
+    assert "95.0% (95% CI 91.0% to 97.3%), 190 of 200 test images without COVID-19" in html
+
+
+def test_predictive_values_change_with_the_hospitals_prevalence(doctor_client, scan, settings):
+    settings.COVIDXRAY_PREVALENCE = 0.05
+    at_five = page(doctor_client, scan)
+    settings.COVIDXRAY_PREVALENCE = 0.1
+    at_ten = page(doctor_client, scan)
+
+    assert "48.6% (range 32.7% to 64.5%)" in at_five
+    assert "about 49 in 100 have COVID-19" in at_five
+    assert "66.7% (range 50.6% to 79.3%)" in at_ten
+    assert "98.8% (range 97.9% to 99.4%)" in at_ten
+    assert "Of patients with this result at a prevalence of 10%, about 67 in 100 have COVID-19" in at_ten
+
+
+def test_the_probability_bar_marks_the_threshold(doctor_client, scan):
+    html = page(doctor_client, scan)
+
+    assert 'id="threshold-marker" class="threshold-marker" style="left: 70.0%"' in html
+    assert 'style="width: 91.0%"' in html
+    assert 'aria-valuenow="91.0"' in html
+    assert '<span id="scan-threshold">0.700</span>' in html
+
+
+def test_the_page_shows_the_timings_and_the_batch(doctor_client, scan):
+    html = page(doctor_client, scan)
+
+    for key, text in [("queue_wait", "120 ms"), ("preprocess", "8 ms"), ("network", "40 ms"), ("total", "170 ms")]:
+        assert f'id="timing-{key}">{text}</dd>' in html
+    assert 'id="timing-batch_size">1</dd>' in html
+
+
+@pytest.mark.parametrize(
+    ("milliseconds", "text"), [(None, "—"), (7.6, "8 ms"), (999.4, "999 ms"), (4210, "4.2 s"), (185_000, "3 min 5 s")]
+)
+def test_durations_read_in_the_unit_a_person_expects(milliseconds, text):
+    assert duration_text(milliseconds) == text
+
+
+def test_the_page_says_it_is_decision_support_and_links_the_report(doctor_client, scan):
+    html = page(doctor_client, scan)
+
+    assert "Decision support, not a diagnosis." in html
+    assert f'href="{reverse("diagnosis:scan_report", args=[scan.pk])}"' in html
+
+
+def test_without_a_test_evaluation_the_figures_are_marked_not_available(doctor_client, scan, validated_version):
+    validated_version.evaluations.all().delete()
+
+    html = page(doctor_client, scan)
+
+    assert "validated-v1 has no evaluation on a held-out test split" in html
+    assert 'id="reading-available" hidden' in html
+    assert "% (range" not in html
+
+
+def test_the_status_json_keeps_its_keys_and_adds_the_reading(doctor_client, scan, settings):
+    settings.COVIDXRAY_PREVALENCE = 0.1
+
+    data = status_json(doctor_client, scan)
+
+    assert {"status", "label", "probability", "threshold", "model_version", "timings_ms", "batch_size"} <= set(data)
+    assert data["timings_ms"]["queue_wait"] == 120.0
+    assert data["timings_text"]["total"] == "170 ms"
+    assert (data["probability_percent"], data["threshold_percent"], data["positive"]) == (91.0, 70.0, True)
+    assert data["reading"]["ppv"]["value"] == pytest.approx(0.6667, abs=1e-4)
+    assert data["reading"]["explanation"].startswith("Of patients with this result at a prevalence of 10%")
+    assert data["report_url"] == reverse("diagnosis:scan_report", args=[scan.pk])
+
+
+def test_a_pending_scan_has_no_reading_and_no_report_yet(doctor_client, scan):
+    Scan.objects.filter(pk=scan.pk).update(status="pending", label="", probability=None, model_version=None)
+
+    data = status_json(doctor_client, scan)
+    html = page(doctor_client, scan)
+
+    assert data["reading"]["available"] is False
+    assert data["report_url"] is None
+    assert (data["probability_percent"], data["positive"]) == (None, None)
+    assert re.search(r'<a id="scan-report-link"[^>]*\shidden>', html)
