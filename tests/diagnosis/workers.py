@@ -25,7 +25,7 @@ def test_database_url() -> str:
 
 
 class Worker:
-    def __init__(self, log_path: Path, *, beat: bool = False, **environment: str):
+    def __init__(self, log_path: Path, *, beat: bool = False, queues: str | None = None, **environment: str):
         self.log_path = log_path
         env = (
             {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -51,6 +51,8 @@ class Worker:
             "-n",
             f"test-{uuid.uuid4().hex[:8]}@%h",
         ]
+        if queues:
+            command += ["-Q", queues]
         if beat:
             command += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
         self._log = log_path.open("w")
@@ -80,9 +82,15 @@ class Worker:
 
 
 def purge_broker() -> None:
+    """Empty the inference and the training queue of tasks an earlier test left behind."""
     from covidxray.celery import app
+    from mlcore.tasks import TRAINING_QUEUE
 
     app.control.purge()
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        channel.queue_declare(TRAINING_QUEUE, durable=True, auto_delete=False)
+        channel.queue_purge(TRAINING_QUEUE)
 
 
 def wait_until(condition, *, timeout: float, interval: float = 0.25, explain=lambda: "") -> None:

@@ -66,8 +66,16 @@ class Command(BaseCommand):
         store = parser.add_argument_group("version")
         store.add_argument("--name", help="Version name (default v<N>-<timestamp>).")
         store.add_argument("--activate", action="store_true", help="Make the new version active if it succeeds.")
+        store.add_argument(
+            "--queue",
+            action="store_true",
+            help="Do not train here: hand the run to a training worker (celery worker -Q training).",
+        )
 
     def handle(self, *args, **opts):
+        if opts["queue"]:
+            self._queue(opts)
+            return
         pretrained = opts["weights"] != "none"
         try:
             options = RunOptions(
@@ -124,6 +132,17 @@ class Command(BaseCommand):
         if version.status != version.Status.SUCCEEDED:
             raise CommandError(f"Version {version.name} is {version.status}: {version.error}")
 
+    def _queue(self, opts) -> None:
+        """The same run, as arguments a training worker parses again (so both sides validate alike)."""
+        from mlcore.tasks import TRAINING_QUEUE, train_model_version
+
+        arguments = _arguments(self.create_parser("manage.py", "train_model"), opts)
+        result = train_model_version.delay(arguments)
+        self.stdout.write(
+            f"Queued on the {TRAINING_QUEUE!r} queue as task {result.id}: train_model {shlex.join(arguments)}\n"
+            "Follow it in the admin (Model versions) once a training worker picks it up."
+        )
+
     def _command_line(self, opts) -> str:
         if getattr(self, "_called_from_command_line", False):
             return shlex.join(["manage.py", *sys.argv[1:]])
@@ -144,6 +163,22 @@ class Command(BaseCommand):
             lines.append("Test split:")
             lines.extend(metrics_lines(metrics))
         return "\n".join(lines)
+
+
+def _arguments(parser, opts) -> list[str]:
+    """Command-line arguments that reproduce the chosen options (defaults left out, --queue dropped)."""
+    arguments = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "queue", "verbosity", "settings", "pythonpath"):
+            continue
+        if action.dest in ("traceback", "no_color", "force_color", "skip_checks", "version"):
+            continue
+        value = opts.get(action.dest, action.default)
+        if value == action.default or value is None:
+            continue
+        flag = action.option_strings[-1]
+        arguments += [flag] if value is True else [flag, str(value)]
+    return arguments
 
 
 def _message(error: Exception) -> str:
