@@ -8,8 +8,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from diagnosis.models import Review
-from tests.browser import save_screenshot
+from diagnosis.models import Review, Scan
+from tests.browser import save_screenshot, wait_for_text
 from tests.diagnosis.test_scan_page import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -85,6 +85,27 @@ def test_the_scan_page_on_a_desktop_and_a_tablet(browser, live_server, doctor, s
     browser.set_window_size(820, 1180)
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     save_screenshot(browser, "scan-viewer-tablet")
+
+
+def test_the_poller_fills_in_the_reading_when_a_pending_scan_is_done(browser, live_server, doctor, scan):
+    done = {field: getattr(scan, field) for field in ("label", "probability", "model_version", "preview", "heatmap")}
+    Scan.objects.filter(pk=scan.pk).update(
+        status="pending", label="", probability=None, model_version=None, preview="", heatmap=""
+    )
+    sign_in(browser, live_server, doctor)
+    browser.get(f"{live_server.url}/scans/{scan.pk}/")
+    wait_for_text(browser, "#scan-status", "Pending")
+    assert not browser.find_element(By.ID, "scan-report-link").is_displayed()
+
+    Scan.objects.filter(pk=scan.pk).update(status="done", **done)
+
+    wait_for_text(browser, "#scan-status", "Done")
+    assert "about 49 in 100 have COVID-19" in browser.find_element(By.ID, "reading-explanation").text
+    assert browser.find_element(By.ID, "reading-ppv").text == "48.6% (range 32.7% to 64.5%)"
+    assert browser.find_element(By.ID, "timing-total").text == "170 ms"
+    assert browser.find_element(By.ID, "threshold-marker").get_attribute("style") == "left: 70%;"
+    assert browser.find_element(By.ID, "scan-report-link").is_displayed()
+    images_loaded(browser, "scan-preview", "scan-heatmap")
 
 
 def test_the_report_prints_on_one_a4_page(browser, live_server, doctor, scan):
