@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 
 from diagnosis.models import Patient, Review, Scan
 
@@ -33,6 +34,9 @@ class MultipleFileField(forms.FileField):
 
     def clean(self, data, initial=None):
         single = super().clean
+        if not data:  # an empty list would otherwise pass as "no files, no error"
+            single(None, initial)
+            return []
         if isinstance(data, list | tuple):
             return [single(item, initial) for item in data]
         return [single(data, initial)]
@@ -40,12 +44,19 @@ class MultipleFileField(forms.FileField):
 
 class ScanUploadForm(forms.Form):
     images = MultipleFileField(
-        label="Chest X-ray images", help_text="PNG, JPEG or DICOM; several at once if you like."
+        label="Chest X-ray images",
+        help_text="PNG, JPEG or DICOM; several at once if you like.",
+        error_messages={"required": "Choose at least one image to upload."},
     )
     view = forms.ChoiceField(choices=Scan.View.choices, required=False, label="View")
     acquisition_date = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Acquired on"
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # upload.js refuses a too large file before sending it
+        self.fields["images"].widget.attrs["data-max-bytes"] = settings.SCAN_MAX_UPLOAD_BYTES
 
 
 class ReviewForm(forms.Form):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("patients/<int:pk>/share/<int:doctor_pk>/stop/", patients.patient_unshare_submit, name="patient_unshare"),
     path("scans/<int:pk>/delete/", patients.ScanDeleteView.as_view(), name="scan_delete"),
     path("patients/<int:pk>/upload/", uploads.ScanUploadView.as_view(), name="scan_upload"),
+    path("patients/<int:pk>/dicom-header/", uploads.dicom_header, name="dicom_header"),
     path("scans/<int:pk>/", scans.scan_detail, name="scan_detail"),
     path("scans/<int:pk>/review/", scans.scan_review_submit, name="scan_review"),
     path("scans/<int:pk>/report/", scans.scan_report, name="scan_report"),

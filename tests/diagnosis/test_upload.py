@@ -166,3 +166,186 @@ def test_each_dicom_among_several_takes_its_own_header_and_a_png_stays_blank(doc
     assert (scans["ap.dcm"].view, scans["ap.dcm"].acquisition_date) == ("AP", datetime.date(2024, 1, 1))
     assert (scans["pa.dcm"].view, scans["pa.dcm"].acquisition_date) == ("PA", datetime.date(2024, 2, 2))
     assert (scans["chest.png"].view, scans["chest.png"].acquisition_date) == ("", None)
+
+
+# --- the upload page and form ---------------------------------------------------------------------
+
+
+def test_posting_no_file_is_refused_and_stores_nothing(doctor_client, patient):
+    response = doctor_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"view": "PA"})
+
+    assert response.status_code == 400
+    assert "Choose at least one image to upload." in response.content.decode()
+    assert not Scan.objects.exists()
+
+
+# --- the same form posted by upload.js answers JSON -----------------------------------------------
+
+AS_SCRIPT = {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest", "HTTP_ACCEPT": "application/json"}
+
+
+def post_json(client, patient, *files, **fields):
+    url = reverse("diagnosis:scan_upload", args=[patient.pk])
+    return client.post(url, {"images": list(files), **fields}, **AS_SCRIPT)
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    from diagnosis.services import scans as scan_services
+
+    queued = []
+    monkeypatch.setattr(scan_services, "queue_scan", queued.append)
+    return queued
+
+
+def test_script_upload_of_several_files_answers_201_with_the_scans_and_queues_them(
+    doctor_client, patient, queued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_json(
+            doctor_client, patient, upload("a.png", xray_png(seed=1)), upload("b.png", xray_png(seed=2))
+        )
+
+    scans = list(Scan.objects.order_by("pk"))
+    assert response.status_code == 201
+    assert response.json() == {
+        "scans": [
+            {"id": scan.pk, "url": reverse("diagnosis:scan_detail", args=[scan.pk]), "original_filename": name}
+            for scan, name in zip(scans, ["a.png", "b.png"], strict=True)
+        ],
+        "redirect": reverse("diagnosis:patient_detail", args=[patient.pk]),
+    }
+    assert all(scan.status == Scan.Status.PENDING for scan in scans)
+    assert sorted(queued) == [scan.pk for scan in scans]
+
+
+def test_script_upload_of_one_file_redirects_to_its_scan(doctor_client, patient, queued):
+    response = post_json(doctor_client, patient, upload("a.png", xray_png()), view="PA")
+
+    scan = Scan.objects.get()
+    assert response.status_code == 201
+    assert response.json()["redirect"] == reverse("diagnosis:scan_detail", args=[scan.pk])
+    assert scan.view == "PA"
+
+
+def test_asking_for_json_by_accept_header_alone_answers_json(doctor_client, patient, queued):
+    url = reverse("diagnosis:scan_upload", args=[patient.pk])
+
+    response = doctor_client.post(url, {"images": [upload("a.png", xray_png())]}, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 201
+    assert response["Content-Type"] == "application/json"
+
+
+def test_script_upload_with_a_bad_file_answers_400_with_the_errors_and_stores_nothing(doctor_client, patient, queued):
+    response = post_json(doctor_client, patient, upload("a.png", xray_png(seed=1)), upload("b.png", b"garbage" * 50))
+
+    assert response.status_code == 400
+    assert response.json() == {"errors": ["b.png: This is not a PNG, JPEG or DICOM image (whatever its name says)."]}
+    assert not Scan.objects.exists()
+    assert queued == []
+
+
+def test_script_upload_errors_name_the_field_they_are_about(doctor_client, patient):
+    response = post_json(doctor_client, patient, acquisition_date="31/31/2024", view="XX")
+
+    errors = response.json()["errors"]
+    assert response.status_code == 400
+    assert "Choose at least one image to upload." in errors
+    assert "Acquired on: Enter a valid date." in errors
+    assert any(error.startswith("View: Select a valid choice.") for error in errors)
+    assert not Scan.objects.exists()
+
+
+def test_script_upload_to_another_doctors_patient_answers_404(client, make_doctor, patient):
+    client.force_login(make_doctor(email="other@hospital.example"))
+
+    assert post_json(client, patient, upload("a.png", xray_png())).status_code == 404
+    assert not Scan.objects.exists()
+
+
+# --- the DICOM header endpoint --------------------------------------------------------------------
+
+
+def post_header(client, patient, data: bytes):
+    url = reverse("diagnosis:dicom_header", args=[patient.pk])
+    return client.post(url, {"header": upload("chest.dcm", data, "application/dicom")}, **AS_SCRIPT)
+
+
+def test_dicom_header_endpoint_reads_the_start_of_a_dicom(doctor_client, patient):
+    data = chest_dicom(PatientName="Turing^Alan", PatientID=" mrn-0001 ", BodyPartExamined="CHEST")
+
+    response = post_header(doctor_client, patient, data[: len(data) // 2])
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "patient_name": "Turing, Alan",
+        "patient_id": "mrn-0001",
+        "study_date": "2024-01-31",
+        "view_position": "AP",
+        "modality": "CR",
+        "body_part": "CHEST",
+        "matches_patient": True,
+    }
+
+
+@pytest.mark.parametrize("patient_id", ["MRN-0002", ""])
+def test_dicom_header_of_another_or_no_patient_id_does_not_match(doctor_client, patient, patient_id):
+    response = post_header(doctor_client, patient, chest_dicom(PatientID=patient_id))
+
+    assert response.status_code == 200
+    assert response.json()["patient_id"] == patient_id
+    assert response.json()["matches_patient"] is False
+
+
+def test_dicom_header_without_a_study_date_gives_null(doctor_client, patient):
+    response = post_header(doctor_client, patient, dicom_bytes(None))
+
+    assert response.json()["study_date"] is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (xray_png(), "Not a DICOM file"),
+        (b"\x00" * 128 + b"DICM" + b"\xff" * 300, "The DICOM header is damaged"),
+    ],
+)
+def test_dicom_header_of_garbage_answers_400_with_a_clear_error(doctor_client, patient, data, message):
+    response = post_header(doctor_client, patient, data)
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(message)
+
+
+def test_dicom_header_larger_than_1_mib_is_refused(doctor_client, patient):
+    data = chest_dicom()
+
+    response = post_header(doctor_client, patient, data + b"\x00" * (1024 * 1024 + 1 - len(data)))
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "Send only the start of the file, at most 1.0\xa0MB."}
+
+
+def test_dicom_header_without_a_file_is_refused(doctor_client, patient):
+    response = doctor_client.post(reverse("diagnosis:dicom_header", args=[patient.pk]), **AS_SCRIPT)
+
+    assert response.status_code == 400
+    assert "Send the start of a DICOM file" in response.json()["error"]
+
+
+def test_dicom_header_of_another_doctors_patient_answers_404(client, make_doctor, patient):
+    client.force_login(make_doctor(email="other@hospital.example"))
+
+    assert post_header(client, patient, chest_dicom()).status_code == 404
+
+
+def test_dicom_header_takes_only_post_with_a_csrf_token(doctor, patient):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(doctor)
+    url = reverse("diagnosis:dicom_header", args=[patient.pk])
+
+    assert client.get(url).status_code == 405
+    assert post_header(client, patient, chest_dicom()).status_code == 403
