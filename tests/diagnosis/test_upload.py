@@ -171,6 +171,27 @@ def test_each_dicom_among_several_takes_its_own_header_and_a_png_stays_blank(doc
 # --- the upload page and form ---------------------------------------------------------------------
 
 
+def test_the_upload_page_offers_the_drop_zone_with_the_size_limit(doctor_client, patient, settings):
+    settings.SCAN_MAX_UPLOAD_BYTES = 12345
+
+    response = doctor_client.get(reverse("diagnosis:scan_upload", args=[patient.pk]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="upload-drop-zone"' in page
+    assert 'data-max-bytes="12345"' in page
+    assert f'data-header-url="{reverse("diagnosis:dicom_header", args=[patient.pk])}"' in page
+    assert 'data-mrn="MRN-0001"' in page
+    assert "js/upload.js" in page
+
+
+def test_the_patient_page_carries_the_upload_form_and_its_script(doctor_client, patient):
+    page = doctor_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+
+    assert 'id="upload-form"' in page
+    assert "js/upload.js" in page
+
+
 def test_posting_no_file_is_refused_and_stores_nothing(doctor_client, patient):
     response = doctor_client.post(reverse("diagnosis:scan_upload", args=[patient.pk]), {"view": "PA"})
 
