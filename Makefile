@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install install-dev lint format lock migrate superuser web worker clean
+.PHONY: run test loadtest install install-dev lint format lock migrate superuser web worker clean
 
 $(VENV)/.runtime-installed: requirements.txt scripts/system-packages.sh
 	scripts/system-packages.sh runtime
@@ -16,6 +16,10 @@ $(VENV)/.runtime-installed: requirements.txt scripts/system-packages.sh
 $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
 	scripts/system-packages.sh test
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.load-installed: $(VENV)/.dev-installed requirements-load.txt
+	$(BIN)/python -m pip install -q -r requirements-load.txt
 	touch $@
 
 install: $(VENV)/.runtime-installed
@@ -31,6 +35,10 @@ test: install-dev
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=covidxray.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## loadtest: gunicorn, two Celery workers, MariaDB and Redis under 20 simulated doctors (Locust); prints a report.
+loadtest: $(VENV)/.load-installed
+	$(BIN)/python scripts/loadtest/run.py
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -57,6 +65,7 @@ lock: install-dev
 	$(BIN)/python -m pip install -q pip-tools
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements.txt requirements.in
 	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-dev.txt requirements-dev.in
+	$(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe -o requirements-load.txt requirements-load.in
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
