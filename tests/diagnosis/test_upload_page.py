@@ -1,5 +1,7 @@
 """The upload form in real headless Chromium: choosing files, checks, DICOM headers, progress and redirect."""
 
+import base64
+
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
@@ -192,3 +194,29 @@ def test_the_drop_zone_opens_the_file_chooser_from_the_keyboard(open_patient_pag
     assert browser.execute_script("return window.chooserOpened") == 2
     assert zone.get_attribute("tabindex") == "0"
     assert zone.get_attribute("role") == "button"
+
+
+DROP_FILE = """
+const [name, base64] = arguments;
+const bytes = Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+const transfer = new DataTransfer();
+transfer.items.add(new File([bytes], name, {type: "image/png"}));
+const zone = document.getElementById("upload-drop-zone");
+zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+window.activeWhileDragging = zone.classList.contains("upload-drop-zone-active");
+zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+"""
+
+
+def test_a_file_dropped_on_the_drop_zone_is_listed_and_goes_into_the_form(open_patient_page):
+    browser = open_patient_page()
+
+    browser.execute_script(DROP_FILE, "dropped.png", base64.b64encode(xray_png()).decode())
+
+    [item] = listed_files(browser, 1)
+    assert item.find_element(By.CSS_SELECTOR, ".upload-file-name").text == "dropped.png"
+    assert item.find_element(By.CSS_SELECTOR, ".upload-file-meta").text.endswith("· PNG")
+    assert browser.execute_script("return window.activeWhileDragging") is True
+    zone_classes = browser.find_element(By.ID, "upload-drop-zone").get_attribute("class").split()
+    assert "upload-drop-zone-active" not in zone_classes
+    assert browser.execute_script("return document.getElementById('id_images').files[0].name") == "dropped.png"
