@@ -38,6 +38,7 @@ def start_chromium() -> webdriver.Chrome:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='covidxray-chromium-')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
@@ -58,3 +59,8 @@ def wait_for_text(driver: webdriver.Chrome, css_selector: str, text: str, timeou
         expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css_selector), text)
     )
     return driver.find_element(By.CSS_SELECTOR, css_selector).text
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """What the page wrote to the console as errors since the last call (CSP violations land here)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
