@@ -164,6 +164,8 @@
     show("scan-status", data.status_display);
     show("scan-message", data.message || "");
     if (data.label) renderResult(data);
+    const reviewCard = byId("review-card");
+    if (reviewCard && data.status === "done") reviewCard.hidden = false;
     const preview = byId("scan-preview");
     if (data.preview_url && preview.hidden) {
       preview.src = data.preview_url;

@@ -32,6 +32,7 @@ def test_the_scan_page_shows_the_result_without_a_reload(browser, live_server, m
     sign_in(browser, live_server, doctor)
     browser.get(f"{live_server.url}/scans/{scan.pk}/")
     wait_for_text(browser, "#scan-status", "Pending")
+    assert not browser.find_element(By.ID, "review-card").is_displayed()
     browser.execute_script("window.notReloaded = true")
 
     scans_diagnose(first_scan_id=scan.pk)
@@ -40,6 +41,7 @@ def test_the_scan_page_shows_the_result_without_a_reload(browser, live_server, m
     scan.refresh_from_db()
     assert browser.find_element(By.ID, "scan-label").text == scan.label
     assert browser.find_element(By.ID, "scan-probability").text == f"{scan.probability:.3f}"
+    assert browser.find_element(By.ID, "review-card").is_displayed(), "the review form appears without a reload"
     WebDriverWait(browser, 20).until(
         lambda driver: driver.execute_script("return document.getElementById('scan-heatmap').naturalWidth") > 0
     )
