@@ -61,9 +61,7 @@ def queue_scan(scan_id: int) -> None:
     try:
         diagnose_scans.delay(scan_id)
     except Exception:  # kombu raises several types when the broker is unreachable
-        Scan.objects.filter(pk=scan_id, status=Scan.Status.PENDING).update(
-            status_message=QUEUED_LATER_MESSAGE
-        )
+        Scan.objects.filter(pk=scan_id, status=Scan.Status.PENDING).update(status_message=QUEUED_LATER_MESSAGE)
 
 
 def scans_requeue_stale(*, now: datetime.datetime | None = None) -> int:

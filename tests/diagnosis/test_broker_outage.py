@@ -78,9 +78,7 @@ def test_uploads_during_a_redis_restart_are_all_diagnosed_exactly_once(
     client.force_login(doctor)
 
     def all_done(scans):
-        return lambda: Scan.objects.filter(pk__in=[s.pk for s in scans], status=Scan.Status.DONE).count() == len(
-            scans
-        )
+        return lambda: Scan.objects.filter(pk__in=[s.pk for s in scans], status=Scan.Status.DONE).count() == len(scans)
 
     def explain():
         return f"{list(Scan.objects.values_list('pk', 'status', 'status_message'))}\n{worker.log()[-3000:]}"

@@ -72,4 +72,3 @@ def test_a_long_training_run_does_not_delay_diagnoses(tmp_path, make_version, do
     assert re.search(r"Task mlcore\.tasks\.train_model_version\[.+\] received", trainer.log())
     assert not re.search(r"Task mlcore\.tasks\.train_model_version\[", inference.log())
     assert not re.search(r"Scan \d+ done:", trainer.log())
-
