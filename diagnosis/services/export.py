@@ -26,6 +26,7 @@ from django.utils.text import slugify
 from covidxray.audit import record_access
 from diagnosis.models import Review, Scan
 from mlcore.core.dataset import MANIFEST_NAME, NEGATIVE, POSITIVE
+from mlcore.core.imaging import ImageDecodeError, deidentify_dicom
 
 CLASS_FOLDERS = {Review.Finding.COVID: POSITIVE, Review.Finding.NORMAL: NEGATIVE}
 EXTENSIONS = {Scan.FileType.PNG: ".png", Scan.FileType.JPEG: ".jpg", Scan.FileType.DICOM: ".dcm"}
@@ -163,13 +164,20 @@ def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict
             summary.skipped.append((scan.pk, "the original image is missing from storage"))
             continue
         record_access(scan, what="dataset export")
+        patient_id = pseudonymous_patient_id(scan.patient_id)
+        if scan.file_type == Scan.FileType.DICOM:
+            try:
+                data = deidentify_dicom(data, pseudonym=patient_id)
+            except ImageDecodeError as error:
+                summary.skipped.append((scan.pk, f"the DICOM header could not be de-identified: {error}"))
+                continue
         (destination / relative).write_bytes(data)
         summary.counts[folder] += 1
         rows.append(
             {
                 "path": relative,
                 "label": folder,
-                "patient_id": pseudonymous_patient_id(scan.patient_id),
+                "patient_id": patient_id,
                 "source": _source(scan),
                 "scan_id": scan.pk,
                 "reviewed_at": review.reviewed_at.isoformat(),
@@ -215,11 +223,13 @@ the care and model team, and delete it once the model is trained. Every image re
 export is recorded in the audit log.
 
 Each image is the original upload of a diagnosed scan, filed under the final finding of the
-doctor who reviewed it (scans reviewed as other findings or indeterminate are left out).
+doctor who reviewed it (scans reviewed as other findings or indeterminate are left out);
+DICOM headers are de-identified (names, record numbers, dates, places, private tags removed,
+archive UIDs replaced, the patient named by the pseudonymous id below).
 File names are scan ids. In manifest.csv, patient_id is a keyed hash of the patient record
 (the same patient gets the same id in every export made with this installation's secret key),
-never the record number or name. DICOM files are exported as uploaded: their headers may still
-name the patient, and any image may show burned-in text.
+never the record number or name. Pixels are exported as uploaded: any image may show
+burned-in text, which needs a person's check before the folder leaves the hospital.
 
 Train a new model version on it:
     manage.py train_model --data <this folder>

@@ -236,3 +236,81 @@ def _chest_view(text: str) -> str:
     """PA or AP from ViewPosition (also "AP SUPINE" and the like); other projections are not chest views."""
     first_word = re.split(r"[^A-Z]+", text.upper().strip())[0]
     return first_word if first_word in ("PA", "AP") else ""
+
+
+# Attributes that identify a patient, a visit or a place (DICOM PS3.15 Annex E, Basic Profile, the
+# ones chest radiographs carry). Every person name (VR PN) anywhere in the file goes as well.
+IDENTIFYING_KEYWORDS = (
+    "PatientID",
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "MedicalRecordLocator",
+    "AccessionNumber",
+    "StudyID",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+    "StudyDate",
+    "SeriesDate",
+    "AcquisitionDate",
+    "ContentDate",
+    "AcquisitionDateTime",
+    "StudyTime",
+    "SeriesTime",
+    "AcquisitionTime",
+    "ContentTime",
+    "RequestAttributesSequence",
+    "ReferencedPatientSequence",
+    "ImageComments",
+)
+REPLACED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
+
+
+def deidentify_dicom(data: bytes, *, pseudonym: str) -> bytes:
+    """The same image with the patient's identity taken out of its header, for datasets leaving the ward.
+
+    Names, record numbers, dates, places and private tags go; the UIDs that would link the file back
+    to the hospital's archive are replaced; the patient is `pseudonym`. Pixels are left alone, so text
+    burned into the image stays: that needs looking at by a person.
+    """
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except Exception as error:  # pydicom raises many types for damaged files
+        raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
+    if "PixelData" not in dataset or not getattr(dataset, "file_meta", None):
+        raise ImageDecodeError("The DICOM file is damaged: it has no image or no file meta information.")
+
+    def drop_names(ds, element):
+        if element.VR == "PN":
+            del ds[element.tag]
+
+    dataset.walk(drop_names)
+    dataset.remove_private_tags()
+    for keyword in IDENTIFYING_KEYWORDS:
+        if keyword in dataset:
+            delattr(dataset, keyword)
+    for keyword in REPLACED_UIDS:
+        if keyword in dataset:
+            setattr(dataset, keyword, generate_uid())
+    if "SOPInstanceUID" in dataset and getattr(dataset, "file_meta", None) is not None:
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.PatientID = pseudonym
+    dataset.PatientName = pseudonym
+    dataset.PatientIdentityRemoved = "YES"
+    dataset.DeidentificationMethod = "CovidXray dataset export: PS3.15 Basic Profile attributes removed"
+    buffer = io.BytesIO()
+    try:
+        dataset.save_as(buffer, enforce_file_format=True)
+    except Exception as error:  # a header pydicom could read but cannot write back
+        raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
+    return buffer.getvalue()

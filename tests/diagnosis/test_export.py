@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from auditlog.models import LogEntry
 from django.core.files.base import ContentFile
@@ -21,6 +22,7 @@ from diagnosis.services.export import (
 )
 from diagnosis.services.scans import scan_review
 from mlcore.core.dataset import discover_dataset
+from mlcore.core.imaging import decode_image
 from mlcore.models import ModelVersion
 from tests.diagnosis.conftest import xray_png
 from tests.mlcore.test_imaging import dicom_bytes
@@ -37,8 +39,19 @@ def jpeg(seed: int) -> bytes:
 
 
 def dicom(seed: int = 6) -> bytes:
+    """A DICOM whose header names the patient, the hospital and the visit, as real ones do."""
     pixels = np.random.default_rng(seed).integers(0, 4095, (64, 64))
-    return dicom_bytes(pixels)
+    return dicom_bytes(
+        pixels,
+        PatientName="Hopper-Murray^Grace",
+        PatientID=PEOPLE[2],
+        PatientBirthDate="19061209",
+        InstitutionName="St Mary's Hospital",
+        ReferringPhysicianName="Lovelace^Ada",
+        AccessionNumber="ACC-77",
+        StudyDate="20260102",
+        StudyInstanceUID="1.2.826.0.1.3680043.8.498.1",
+    )
 
 
 def make_scan(patient, *, label="COVID", finding=None, file_type="PNG", content=None, status=Scan.Status.DONE):
@@ -92,7 +105,7 @@ def original(scan: Scan) -> bytes:
         return handle.read()
 
 
-def test_only_reviewed_covid_and_normal_scans_are_exported_byte_for_byte(mix, tmp_path):
+def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_dicom_de_identified(mix, tmp_path):
     dest = tmp_path / "export"
 
     summary = reviewed_scans_export(destination=dest)
@@ -102,8 +115,19 @@ def test_only_reviewed_covid_and_normal_scans_are_exported_byte_for_byte(mix, tm
     assert images == {
         f"COVID/scan-{covid.pk}.png": original(covid),
         f"NORMAL/scan-{jpeg_scan.pk}.jpg": original(jpeg_scan),
-        f"NORMAL/scan-{dicom_scan.pk}.dcm": original(dicom_scan),
+        f"NORMAL/scan-{dicom_scan.pk}.dcm": images[f"NORMAL/scan-{dicom_scan.pk}.dcm"],
     }
+    exported_dicom = pydicom.dcmread(io.BytesIO(images[f"NORMAL/scan-{dicom_scan.pk}.dcm"]))
+    uploaded_dicom = pydicom.dcmread(io.BytesIO(original(dicom_scan)))
+    assert exported_dicom.PixelData == uploaded_dicom.PixelData
+    assert np.array_equal(decode_image(images[f"NORMAL/scan-{dicom_scan.pk}.dcm"]), decode_image(original(dicom_scan)))
+    assert (
+        exported_dicom.PatientID == str(exported_dicom.PatientName) == pseudonymous_patient_id(dicom_scan.patient_id)
+    )
+    assert exported_dicom.PatientIdentityRemoved == "YES"
+    for keyword in ("PatientBirthDate", "InstitutionName", "ReferringPhysicianName", "AccessionNumber", "StudyDate"):
+        assert keyword not in exported_dicom
+    assert exported_dicom.StudyInstanceUID != uploaded_dicom.StudyInstanceUID
     assert set(files_under(dest)) - set(images) == {"manifest.csv", "README.txt"}
     assert summary.counts == {"COVID": 1, "NORMAL": 2}
     assert sorted(summary.skipped) == [
@@ -138,7 +162,7 @@ def test_the_manifest_names_patients_only_by_a_keyed_hash(mix, patient, other_pa
     assert all(len(row["patient_id"]) == 20 and row["patient_id"] not in {"1", "2"} for row in rows)
 
     everything = b"".join(files_under(dest).values()).lower()
-    for identifier in PEOPLE:
+    for identifier in (*PEOPLE, "Hopper-Murray^Grace", "St Mary's", "Lovelace", "ACC-77", "19061209"):
         assert identifier.lower().encode() not in everything
     assert b"chest.png" not in everything
     assert "CONTAINS PATIENT IMAGES" in (dest / "README.txt").read_text()
