@@ -91,8 +91,14 @@ def duration_text(milliseconds: float | None) -> str:
     return f"{minutes} min {seconds} s"
 
 
-def _percent_of_bar(value: float | None) -> float | None:
-    return None if value is None else round(min(max(value, 0.0), 1.0) * 100, 1)
+def _percent_of_bar(value: float | None, *, margin: float = 0.0) -> float | None:
+    """Where on the 0-1 bar a value sits, in percent; `margin` keeps a centred label inside the bar."""
+    if value is None:
+        return None
+    return round(min(max(value * 100, margin), 100 - margin), 1)
+
+
+THRESHOLD_LABEL_MARGIN = 12.0
 
 
 def scan_status_data(scan) -> dict:
@@ -117,6 +123,7 @@ def scan_status_data(scan) -> dict:
         "batch_size": scan.batch_size,
         "probability_percent": _percent_of_bar(scan.probability),
         "threshold_percent": _percent_of_bar(scan.threshold),
+        "threshold_label_percent": _percent_of_bar(scan.threshold, margin=THRESHOLD_LABEL_MARGIN),
         "positive": None if None in (scan.probability, scan.threshold) else scan.probability >= scan.threshold,
         "reading": scan_reading_get(scan=scan),
         "report_url": reverse("diagnosis:scan_report", args=[scan.pk]) if scan.status == scan.Status.DONE else None,

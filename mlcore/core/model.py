@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 LAST_CONV_LAYER = "mixed10"
+CLASSIFIER_LAYER = "predictions"
 INCEPTION_BLOCKS = [f"mixed{n}" for n in range(11)]
 
 
@@ -50,7 +51,7 @@ def build_network(config: ModelConfig) -> NetworkParts:
         else keras.layers.Flatten(name="head_flatten")
     )
     dropout = keras.layers.Dropout(config.dropout, name="head_dropout")
-    dense = keras.layers.Dense(config.num_classes, activation="softmax", name="predictions")
+    dense = keras.layers.Dense(config.num_classes, activation="softmax", name=CLASSIFIER_LAYER)
 
     model = keras.Model(inputs, dense(dropout(pooling(base.output))), name="covidxray_inception_v3")
     features = keras.Input(shape=base.output.shape[1:], name="features")

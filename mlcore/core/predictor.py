@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlcore.core.model import LAST_CONV_LAYER
+from mlcore.core.model import CLASSIFIER_LAYER, LAST_CONV_LAYER
 from mlcore.core.preprocessing import PreprocessingSpec
 
 
@@ -49,8 +49,9 @@ class Predictor:
         size = preprocessing.image_size
         signature = tf.TensorSpec((None, size, size, 3), tf.float32)
         self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[signature])
+        self._classifier = self.model.get_layer(CLASSIFIER_LAYER)
         self._gradcam_model = keras.Model(
-            self.model.inputs, [self.model.get_layer(LAST_CONV_LAYER).output, self.model.output]
+            self.model.inputs, [self.model.get_layer(LAST_CONV_LAYER).output, self._classifier.input]
         )
         self._gradcam = tf.function(self._gradcam_step, input_signature=[signature])
         self.fast_path = None  # a verified TFLitePredictor, when the deployment enables it
@@ -97,11 +98,24 @@ class Predictor:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            activations, predictions = self._gradcam_model(images, training=False)
-            score = predictions[:, self.positive_index]
+            activations, features = self._gradcam_model(images, training=False)
+            score = self._log_odds(features)
         gradients = tape.gradient(score, activations)
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
+
+    def _log_odds(self, features):
+        """The positive class's score before the softmax (as Grad-CAM's paper uses it): its log-odds.
+
+        Computed from the classifier's own weights, so its gradient does not vanish when the model is
+        sure and a confident reading, positive or negative, still gets a heatmap.
+        """
+        import tensorflow as tf
+
+        logits = tf.matmul(features, self._classifier.kernel) + self._classifier.bias
+        positive = logits[:, self.positive_index]
+        others = tf.concat([logits[:, : self.positive_index], logits[:, self.positive_index + 1 :]], axis=1)
+        return positive - tf.reduce_logsumexp(others, axis=1)
 
     def heatmap(self, image: np.ndarray) -> np.ndarray:
         """Grad-CAM of the positive class over InceptionV3's last block, scaled to [0, 1]."""

@@ -151,7 +151,7 @@
     fill.style.width = `${data.probability_percent}%`;
     fill.className = `progress-bar ${data.positive ? "bg-danger" : "bg-success"}`;
     byId("threshold-marker").style.left = `${data.threshold_percent}%`;
-    byId("threshold-label").style.left = `${data.threshold_percent}%`;
+    byId("threshold-label").style.left = `${data.threshold_label_percent}%`;
     show("scan-probability", data.probability.toFixed(3));
     show("scan-threshold", data.threshold.toFixed(3));
     show("scan-version", data.model_version || "");

@@ -23,8 +23,8 @@ def xray_png(seed: int = 0, size: int = 96, label: str = "COVID") -> bytes:
     return buffer.getvalue()
 
 
-def xray_upload(name: str = "chest.png", seed: int = 0, size: int = 96) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, xray_png(seed, size), content_type="image/png")
+def xray_upload(name: str = "chest.png", seed: int = 0, size: int = 96, label: str = "COVID") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, xray_png(seed, size, label), content_type="image/png")
 
 
 @pytest.fixture

@@ -114,3 +114,18 @@ def test_a_pending_scan_has_no_reading_and_no_report_yet(doctor_client, scan):
     assert data["report_url"] is None
     assert (data["probability_percent"], data["positive"]) == (None, None)
     assert re.search(r'<a id="scan-report-link"[^>]*\shidden>', html)
+
+
+@pytest.mark.parametrize(("threshold", "marker", "label"), [(0.7, 70.0, 70.0), (0.008, 0.8, 12.0), (0.99, 99.0, 88.0)])
+def test_the_threshold_label_stays_inside_the_bar_while_its_marker_does_not_move(
+    doctor_client, scan, threshold, marker, label
+):
+    Scan.objects.filter(pk=scan.pk).update(threshold=threshold)
+
+    data = status_json(doctor_client, scan)
+
+    assert (data["threshold_percent"], data["threshold_label_percent"]) == (marker, label)
+    assert (
+        f'id="threshold-label" class="threshold-label" style="left: {label}%"'
+        in doctor_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
+    )
