@@ -3,7 +3,7 @@
 The worklist and a positive scan's page are checked and photographed (test-artifacts/dashboard.png and
 scan-result.png, the README's screenshots). Every image is generated; no patient data is involved.
 At the suite's 75 px InceptionV3's last block is 1x1, so Grad-CAM has nothing to show; the README's
-screenshots were taken with COVIDXRAY_DEMO_IMAGE_SIZE=160 (a 3x3 map, a few minutes of training).
+screenshots were taken with COVIDXRAY_DEMO_IMAGE_SIZE=160 COVIDXRAY_DEMO_EPOCHS=20 (a 3x3 map).
 """
 
 import io
@@ -36,10 +36,18 @@ PATIENTS = [
 @pytest.fixture
 def trained_version(tmp_path):
     """A real (tiny) InceptionV3 trained on generated images, evaluated on its held-out split, active."""
-    data = write_dataset(tmp_path / "data", per_class=32, patients_per_class=16)
+    data = write_dataset(tmp_path / "data", per_class=48, patients_per_class=24)
     size = int(os.environ.get("COVIDXRAY_DEMO_IMAGE_SIZE", "75"))
+    epochs = int(os.environ.get("COVIDXRAY_DEMO_EPOCHS", "6"))
     call_command(
-        "train_model", data=str(data), image_size=size, epochs=6, batch_size=16, activate=True, stdout=io.StringIO()
+        "train_model",
+        data=str(data),
+        image_size=size,
+        epochs=epochs,
+        batch_size=16,
+        patience=epochs,
+        activate=True,
+        stdout=io.StringIO(),
     )
     return ModelVersion.objects.get()
 
