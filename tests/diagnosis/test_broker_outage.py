@@ -31,22 +31,25 @@ UPLOAD_BOUND_SECONDS = 15
 
 @contextlib.contextmanager
 def broker(url: str):
-    """Point this process's Celery app at another broker URL, dropping its pooled connections."""
+    """Point this process's Celery app at another broker URL for a while.
 
-    def reset():
-        if app._pool is not None:
-            app._pool.force_close_all()
+    kombu keeps one connection pool per broker URL for the whole process; only the pool of the URL
+    used here is closed afterwards, so the app's own pool stays usable for the tests that follow.
+    """
+
+    def forget_pools():
         app._pool = None
         app.amqp._producer_pool = None
 
     saved = app.conf.broker_url
     app.conf.broker_url = url
-    reset()
+    forget_pools()
     try:
         yield
     finally:
+        app.pool.force_close_all()
         app.conf.broker_url = saved
-        reset()
+        forget_pools()
 
 
 def upload(client, patient, seed: int) -> Scan:
