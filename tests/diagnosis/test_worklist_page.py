@@ -2,8 +2,9 @@
 
 The worklist and a positive scan's page are checked and photographed (test-artifacts/dashboard.png and
 scan-result.png, the README's screenshots). Every image is generated; no patient data is involved.
-At the suite's 75 px InceptionV3's last block is 1x1, so Grad-CAM has nothing to show; the README's
-screenshots were taken with COVIDXRAY_DEMO_IMAGE_SIZE=160 COVIDXRAY_DEMO_EPOCHS=20 (a 3x3 map).
+The suite uses its tiny untrained network (75 px, where InceptionV3's last block is 1x1 and Grad-CAM
+has nothing to show); the README's screenshots were taken with a network trained for them:
+COVIDXRAY_DEMO_IMAGE_SIZE=160 COVIDXRAY_DEMO_EPOCHS=20 (a 3x3 map).
 """
 
 import io
@@ -34,15 +35,22 @@ PATIENTS = [
 
 
 @pytest.fixture
-def trained_version(tmp_path):
-    """A real (tiny) InceptionV3 trained on generated images, evaluated on its held-out split, active."""
-    data = write_dataset(tmp_path / "data", per_class=48, patients_per_class=24)
-    size = int(os.environ.get("COVIDXRAY_DEMO_IMAGE_SIZE", "75"))
+def trained_version(request, tmp_path):
+    """The active version. By default the suite's tiny untrained network with a held-out evaluation;
+    with COVIDXRAY_DEMO_IMAGE_SIZE set, a network trained on generated images (for the screenshots)."""
+    from mlcore.services import model_version_activate
+
+    size = os.environ.get("COVIDXRAY_DEMO_IMAGE_SIZE")
+    if not size:
+        version = request.getfixturevalue("validated_version")
+        model_version_activate(version=version)
+        return version
     epochs = int(os.environ.get("COVIDXRAY_DEMO_EPOCHS", "6"))
+    data = write_dataset(tmp_path / "data", per_class=48, patients_per_class=24)
     call_command(
         "train_model",
         data=str(data),
-        image_size=size,
+        image_size=int(size),
         epochs=epochs,
         batch_size=16,
         patience=epochs,
