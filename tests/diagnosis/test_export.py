@@ -202,6 +202,7 @@ def test_the_folder_is_readable_by_its_owner_only(mix, tmp_path):
         assert folder.stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.training
 @pytest.mark.django_db(transaction=True)
 def test_train_model_trains_on_an_export_of_reviewed_scans(make_doctor, tmp_path):
     doctor = make_doctor()

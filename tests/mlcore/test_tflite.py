@@ -11,7 +11,7 @@ from mlcore.core.tflite import TFLitePredictor, agreement, export_tflite
 from mlcore.models import TFLiteExport
 from tests.mlcore.synthetic import write_dataset
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.training, pytest.mark.django_db]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from mlcore.selectors import model_version_active
 from mlcore.services import model_version_activate
 from tests.mlcore.synthetic import write_dataset
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.training, pytest.mark.django_db(transaction=True)]
 
 FAST = {"image_size": 75, "epochs": 2, "batch_size": 16, "verbosity": 0}
 

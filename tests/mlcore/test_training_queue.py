@@ -18,7 +18,7 @@ from tests.diagnosis.conftest import xray_upload
 from tests.diagnosis.workers import Worker, purge_broker, wait_until
 from tests.mlcore.synthetic import write_dataset
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.training, pytest.mark.django_db(transaction=True)]
 
 
 def test_queued_arguments_reproduce_the_chosen_options():
