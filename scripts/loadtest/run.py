@@ -80,7 +80,7 @@ def reset_database(env: dict[str, str]) -> None:
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
-def prepare_images(env: dict[str, str]) -> Path:
+def prepare_images() -> Path:
     """Real chest X-rays when the shared development set is there, else generated ones (never committed)."""
     target = OUT / "images"
     shutil.rmtree(target, ignore_errors=True)
@@ -128,7 +128,7 @@ def wait_for_web(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"The web server did not answer at {url} (see {OUT}/web.log)")
 
 
-def wait_for_workers(env: dict[str, str], expected: int, timeout: float = 180) -> None:
+def wait_for_workers(expected: int, timeout: float = 180) -> None:
     """Both workers must be consuming before doctors start (TensorFlow takes a while to import)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -186,7 +186,7 @@ def main() -> int:
     run([python, "manage.py", "migrate", "--noinput", "-v0"], env)
     run([python, "manage.py", "collectstatic", "--noinput", "-v0"], env)
     run([python, str(ROOT / "scripts" / "loadtest" / "seed.py")], env)
-    env["LOADTEST_IMAGES"] = str(prepare_images(env))
+    env["LOADTEST_IMAGES"] = str(prepare_images())
     env["LOADTEST_UPLOADED_FILE"] = str(OUT / "uploaded.txt")
 
     web_workers = os.environ.get("LOADTEST_WEB_WORKERS", "4")
@@ -208,7 +208,7 @@ def main() -> int:
     ]
     try:
         wait_for_web(url)
-        wait_for_workers(env, expected=2)
+        wait_for_workers(expected=2)
         duration = os.environ.get("LOADTEST_DURATION", "120s")
         print(f"Running {users} simulated doctors for {duration} against {url} ...", flush=True)
         subprocess.run(
