@@ -55,6 +55,7 @@ def test_register_approve_diagnose_review_and_report(browser, live_server, staff
     browser.get(live_server.url + "/accounts/login/")
     fill(browser, {"username": staff_user.email, "password": DOCTOR_PASSWORD})
     submit(browser)
+    wait_for_text(browser, "nav", staff_user.full_name)
     browser.get(live_server.url + "/admin/accounts/user/?approval=waiting")
     click(browser, "#result_list input.action-select")
     Select(browser.find_element(By.NAME, "action")).select_by_value("approve_selected")
