@@ -74,3 +74,11 @@ def validated_version(make_version):
         metrics=jsonable(metrics),
     )
     return version
+
+
+@pytest.fixture
+def scan(diagnosed_scan, validated_version) -> Scan:
+    """A diagnosed scan read by a version with a held-out evaluation (so PPV/NPV can be given)."""
+    diagnosed_scan.model_version = validated_version
+    diagnosed_scan.save()
+    return diagnosed_scan

@@ -2,19 +2,11 @@
 
 import pytest
 
-from diagnosis.models import Scan
 from diagnosis.reading import percent, scan_reading_get
 from mlcore.core.evaluation import binary_metrics, jsonable
 from mlcore.models import Evaluation
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def scan(diagnosed_scan, validated_version) -> Scan:
-    diagnosed_scan.model_version = validated_version
-    diagnosed_scan.save()
-    return diagnosed_scan
 
 
 def test_sensitivity_and_specificity_come_with_their_intervals_and_counts(scan):

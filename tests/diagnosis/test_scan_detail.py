@@ -11,13 +11,6 @@ from diagnosis.views.scans import duration_text
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def scan(diagnosed_scan, validated_version) -> Scan:
-    diagnosed_scan.model_version = validated_version
-    diagnosed_scan.save()
-    return diagnosed_scan
-
-
 def page(client, scan) -> str:
     response = client.get(reverse("diagnosis:scan_detail", args=[scan.pk]))
     assert response.status_code == 200

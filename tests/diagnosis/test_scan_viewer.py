@@ -15,13 +15,6 @@ from tests.diagnosis.test_scan_page import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def scan(diagnosed_scan, validated_version):
-    diagnosed_scan.model_version = validated_version
-    diagnosed_scan.save()
-    return diagnosed_scan
-
-
 def images_loaded(browser, *ids: str) -> None:
     script = "return arguments[0].every((id) => document.getElementById(id).naturalWidth > 0)"
     WebDriverWait(browser, 20).until(lambda driver: driver.execute_script(script, list(ids)))
