@@ -59,7 +59,15 @@ class Scan(models.Model):
         PENDING = "pending", "Pending"
         PROCESSING = "processing", "Processing"
         DONE = "done", "Done"
+        NOT_ASSESSABLE = "not_assessable", "Not assessable"
         FAILED = "failed", "Failed"
+
+    class Result(models.TextChoices):
+        """What a done reading says; the input gate's refusals are ``Status.NOT_ASSESSABLE`` instead."""
+
+        POSITIVE = "positive", "Positive"
+        NEGATIVE = "negative", "Negative"
+        INDETERMINATE = "indeterminate", "Indeterminate"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="scans")
     image = models.FileField(storage=scan_store, upload_to=random_scan_name, max_length=200)
@@ -70,16 +78,29 @@ class Scan(models.Model):
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    status_message = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status_message = models.CharField(
+        max_length=500, blank=True, help_text="Why the scan has its status: waiting, failed or not assessable."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     claim_token = models.CharField(max_length=32, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    manufacturer = models.CharField(max_length=64, blank=True, help_text="DICOM Manufacturer, where known.")
+    station_name = models.CharField(max_length=64, blank=True, help_text="DICOM StationName, where known.")
+
+    result = models.CharField(max_length=15, choices=Result.choices, blank=True, db_index=True)
     label = models.CharField(max_length=50, blank=True)
-    probability = models.FloatField(null=True, blank=True, help_text="Probability of COVID-19.")
+    probability = models.FloatField(
+        null=True, blank=True, help_text="Calibrated probability of the positive class (COVID-19)."
+    )
+    raw_probability = models.FloatField(null=True, blank=True, help_text="The network's own, before calibration.")
+    probabilities = models.JSONField(default=dict, blank=True, help_text="Calibrated probability of every class.")
+    gate = models.JSONField(
+        default=dict, blank=True, help_text="The input gate's checks and figures for this scan (see mlcore.core.gate)."
+    )
     threshold = models.FloatField(null=True, blank=True)
     model_version = models.ForeignKey(
         "mlcore.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="scans"

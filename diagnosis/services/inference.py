@@ -110,8 +110,10 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> li
         updated = _held(scan, token).update(
             status=Scan.Status.DONE,
             status_message="",
+            result=Scan.Result.POSITIVE if reading.label == predictor.positive_class else Scan.Result.NEGATIVE,
             label=reading.label,
             probability=reading.probability,
+            probabilities=reading.probabilities,
             threshold=reading.threshold,
             model_version=version,
             queue_wait_ms=(scan.started_at - scan.uploaded_at).total_seconds() * 1000,
