@@ -41,6 +41,32 @@ class ModelVersion(models.Model):
     validation_metrics = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on the held-out test split.")
     environment = models.JSONField(default=dict, blank=True)
+    temperature = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Temperature scaling fitted on the validation split; probabilities shown are calibrated by it.",
+    )
+    indeterminate_low = models.FloatField(
+        null=True, blank=True, help_text="Calibrated P(positive) from which a reading is indeterminate."
+    )
+    indeterminate_high = models.FloatField(
+        null=True, blank=True, help_text="Calibrated P(positive) up to which a reading is indeterminate."
+    )
+    heatmap_scale = models.FloatField(
+        null=True, blank=True, help_text="Fixed Grad-CAM scale from validation maps, so a weak map looks weak."
+    )
+    reliability = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How calibration, the indeterminate band and the input gate were fitted, with their figures.",
+    )
+    gate_file = models.FileField(
+        storage=model_store,
+        upload_to=version_file_path,
+        blank=True,
+        max_length=300,
+        help_text="The input gate's out-of-distribution statistics, fitted on the training split.",
+    )
     model_file = models.FileField(storage=model_store, upload_to=version_file_path, blank=True, max_length=300)
     error = models.TextField(blank=True)
 
@@ -76,8 +102,9 @@ class Evaluation(models.Model):
     """Metrics of one version on labelled images: its own test split, or another folder."""
 
     class Kind(models.TextChoices):
-        TEST_SPLIT = "test_split", "Held-out test split"
+        TEST_SPLIT = "test_split", "Held-out test split (internal)"
         EXTERNAL = "external", "External validation"
+        LOCAL = "local", "Local evaluation (this hospital's images)"
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
     kind = models.CharField(max_length=20, choices=Kind.choices)
