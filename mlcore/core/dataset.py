@@ -122,6 +122,22 @@ def discover_dataset(root: str | Path, *, class_aliases=None) -> Dataset:
     return dataset
 
 
+def discover_image_folders(root: str | Path) -> Dataset:
+    """Any sub-folders of images, each its own group, whatever their names (images to refuse, for one)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"Folder {root} does not exist or is not a folder.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    items = [
+        DatasetItem(path=path, label=folder.name)
+        for folder in folders
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    ]
+    if not items:
+        raise DatasetError(f"No files in sub-folders of {root}: put each kind of image in a folder of its own.")
+    return Dataset(root=root, class_names=[folder.name for folder in folders], items=items)
+
+
 def _read_manifest(root: Path, aliases) -> dict[Path, dict]:
     path = root / MANIFEST_NAME
     if not path.is_file():

@@ -155,6 +155,9 @@ class DicomHeader:
     view_position: str = ""
     modality: str = ""
     body_part: str = ""
+    view_text: str = ""  # ViewPosition as written (view_position keeps only PA or AP)
+    manufacturer: str = ""
+    station_name: str = ""
 
 
 def read_dicom_header(source: str | Path | bytes | BinaryIO) -> DicomHeader:
@@ -183,6 +186,9 @@ def read_dicom_header(source: str | Path | bytes | BinaryIO) -> DicomHeader:
         view_position=_chest_view(_dicom_text(dataset, "ViewPosition")),
         modality=_dicom_text(dataset, "Modality"),
         body_part=_dicom_text(dataset, "BodyPartExamined"),
+        view_text=_dicom_text(dataset, "ViewPosition"),
+        manufacturer=_dicom_text(dataset, "Manufacturer"),
+        station_name=_dicom_text(dataset, "StationName"),
     )
 
 

@@ -1,29 +1,55 @@
-"""A loaded model version that turns preprocessed images into readings, in batches, with Grad-CAM."""
+"""A loaded model version that turns preprocessed images into calibrated readings, gate verdicts and Grad-CAM."""
 
 from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mlcore.core.model import CLASSIFIER_LAYER, LAST_CONV_LAYER
+from mlcore.core.calibration import Band, apply_temperature
+from mlcore.core.gate import FeatureGate, GateVerdict, gate_features
+from mlcore.core.gradcam import normalise, place_on_input, readout_function, run_readout
 from mlcore.core.preprocessing import PreprocessingSpec
 
 
 @dataclass(frozen=True)
+class Reliability:
+    """What a version learned on its validation split about trusting its own outputs (all optional)."""
+
+    temperature: float | None = None
+    band: Band = field(default_factory=lambda: Band(None, None))
+    gate: FeatureGate | None = None
+    heatmap_scale: float | None = None
+
+
+@dataclass(frozen=True)
 class Reading:
-    label: str
-    probability: float  # of the positive class
+    label: str  # the class called, or "" when indeterminate
+    result: str  # RESULT_POSITIVE, RESULT_NEGATIVE or RESULT_INDETERMINATE
+    probability: float  # calibrated, of the positive class
+    raw_probability: float  # the network's own, of the positive class
     threshold: float
-    probabilities: dict[str, float]
+    probabilities: dict[str, float]  # calibrated, every class
+
+
+RESULT_POSITIVE, RESULT_NEGATIVE, RESULT_INDETERMINATE = "positive", "negative", "indeterminate"
+
+
+@dataclass
+class Readout:
+    """Everything one pass of the network gives for one image."""
+
+    reading: Reading
+    image_check: GateVerdict | None  # None when the version has no stored gate
+    cam: np.ndarray  # the raw Grad-CAM grid of the last block
 
 
 class Predictor:
-    """Loads once, warms up, then calls the network directly (not ``model.predict``) per batch."""
+    """Loads once, warms up, then reads batches in one pass: reading, gate features and Grad-CAM."""
 
     def __init__(
         self,
@@ -33,6 +59,7 @@ class Predictor:
         positive_class: str,
         threshold: float,
         preprocessing: PreprocessingSpec,
+        reliability: Reliability | None = None,
         max_batch: int = 32,
     ):
         import keras
@@ -41,19 +68,15 @@ class Predictor:
         self.class_names = list(class_names)
         self.positive_index = self.class_names.index(positive_class)
         self.positive_class = positive_class
-        self.negative_class = next(name for name in self.class_names if name != positive_class)
         self.threshold = float(threshold)
         self.spec = preprocessing
+        self.reliability = reliability or Reliability()
         self.max_batch = max_batch
         self.model = keras.saving.load_model(str(model_path), compile=False)
         size = preprocessing.image_size
         signature = tf.TensorSpec((None, size, size, 3), tf.float32)
         self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[signature])
-        self._classifier = self.model.get_layer(CLASSIFIER_LAYER)
-        self._gradcam_model = keras.Model(
-            self.model.inputs, [self.model.get_layer(LAST_CONV_LAYER).output, self._classifier.input]
-        )
-        self._gradcam = tf.function(self._gradcam_step, input_signature=[signature])
+        self._readout = readout_function(self.model, positive_index=self.positive_index, image_size=size)
         self.fast_path = None  # a verified TFLitePredictor, when the deployment enables it
         self.warm_up()
 
@@ -62,7 +85,7 @@ class Predictor:
         return "tflite" if self.fast_path is not None else "keras"
 
     def use_fast_path(self, fast_path) -> None:
-        """Run readings through a verified TFLite model (Grad-CAM keeps the Keras graph)."""
+        """Probabilities alone (benchmarks) through a verified TFLite model; readings keep the fused pass."""
         self.fast_path = fast_path
         self.warm_up()
 
@@ -71,10 +94,11 @@ class Predictor:
         started = time.perf_counter()
         blank = np.zeros((1, self.spec.image_size, self.spec.image_size, 3), np.float32)
         self.probabilities(blank)
+        self.read(blank)
         return time.perf_counter() - started
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(n, size, size, 3) preprocessed images -> (n, classes) probabilities, in chunks of max_batch."""
+        """(n, size, size, 3) preprocessed images -> (n, classes) raw probabilities, in chunks of max_batch."""
         run = self.fast_path.probabilities if self.fast_path is not None else self._keras_probabilities
         chunks = [run(images[start : start + self.max_batch]) for start in range(0, len(images), self.max_batch)]
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.class_names)), np.float32)
@@ -82,46 +106,41 @@ class Predictor:
     def _keras_probabilities(self, images: np.ndarray) -> np.ndarray:
         return self._forward(images).numpy()
 
-    def read(self, images: np.ndarray) -> list[Reading]:
-        return [self.reading(row) for row in self.probabilities(images)]
+    def read(self, images: np.ndarray) -> list[Readout]:
+        """One pass per chunk: calibrated readings, the gate's verdicts and the Grad-CAM grids."""
+        if len(images) == 0:
+            return []
+        raw, pooled, cams = run_readout(self._readout, images, batch_size=self.max_batch)
+        gate = self.reliability.gate
+        checks = gate.verdicts(gate_features(pooled, images)) if gate is not None else [None] * len(images)
+        return [
+            Readout(reading=self.reading(row), image_check=check, cam=cam)
+            for row, check, cam in zip(raw, checks, cams, strict=True)
+        ]
 
-    def reading(self, row: np.ndarray) -> Reading:
-        probability = float(row[self.positive_index])
+    def reading(self, raw: np.ndarray) -> Reading:
+        calibrated = apply_temperature(raw, self.reliability.temperature)
+        probability = float(calibrated[self.positive_index])
+        if self.reliability.band.contains(probability):
+            result, label = RESULT_INDETERMINATE, ""
+        elif probability >= self.threshold:
+            result, label = RESULT_POSITIVE, self.positive_class
+        else:
+            others = [i for i in range(len(self.class_names)) if i != self.positive_index]
+            result, label = RESULT_NEGATIVE, self.class_names[max(others, key=lambda i: calibrated[i])]
         return Reading(
-            label=self.positive_class if probability >= self.threshold else self.negative_class,
+            label=label,
+            result=result,
             probability=probability,
+            raw_probability=float(raw[self.positive_index]),
             threshold=self.threshold,
-            probabilities={name: float(p) for name, p in zip(self.class_names, row, strict=True)},
+            probabilities={name: float(p) for name, p in zip(self.class_names, calibrated, strict=True)},
         )
 
-    def _gradcam_step(self, images):
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            activations, features = self._gradcam_model(images, training=False)
-            score = self._log_odds(features)
-        gradients = tape.gradient(score, activations)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
-
-    def _log_odds(self, features):
-        """The positive class's score before the softmax (as Grad-CAM's paper uses it): its log-odds.
-
-        Computed from the classifier's own weights, so its gradient does not vanish when the model is
-        sure and a confident reading, positive or negative, still gets a heatmap.
-        """
-        import tensorflow as tf
-
-        logits = tf.matmul(features, self._classifier.kernel) + self._classifier.bias
-        positive = logits[:, self.positive_index]
-        others = tf.concat([logits[:, : self.positive_index], logits[:, self.positive_index + 1 :]], axis=1)
-        return positive - tf.reduce_logsumexp(others, axis=1)
-
-    def heatmap(self, image: np.ndarray) -> np.ndarray:
-        """Grad-CAM of the positive class over InceptionV3's last block, scaled to [0, 1]."""
-        cam = self._gradcam(image[np.newaxis]).numpy()[0]
-        peak = float(cam.max())
-        return cam / peak if peak > 0 else np.zeros_like(cam)
+    def heatmap(self, cam: np.ndarray) -> np.ndarray:
+        """A Grad-CAM grid placed on the network input's pixels, on the version's fixed scale, in [0, 1]."""
+        placed = place_on_input(cam, self.spec.image_size)
+        return normalise(placed, self.reliability.heatmap_scale)
 
 
 DISPLAY_MAX_SIDE = 1024

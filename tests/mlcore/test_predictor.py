@@ -1,4 +1,5 @@
-"""Grad-CAM: a heatmap of what raised the positive class's score, also when the model is sure."""
+"""Grad-CAM: a heatmap of what raised the positive class's score, also when the model is sure, from the
+same batched pass as the reading."""
 
 import numpy as np
 import pytest
@@ -42,17 +43,23 @@ def unsure_and_sure(tmp_path_factory):
     model = build_network(ModelConfig(image_size=SIZE)).model
     folder = tmp_path_factory.mktemp("predictor")
     unsure = predictor(folder, model, bias=[0.0, 0.0], flip=False)
-    flip = unsure.heatmap(IMAGE).max() == 0
+    flip = cam_of(unsure, IMAGE).max() == 0
     if flip:
         unsure = predictor(folder, model, bias=[0.0, 0.0], flip=True)
     return unsure, predictor(folder, model, bias=[60.0, -60.0], flip=flip)
 
 
-def test_the_heatmap_has_the_last_blocks_layout_and_is_scaled_to_one(unsure_and_sure):
-    heatmap = unsure_and_sure[0].heatmap(IMAGE)
+def cam_of(predictor, image):
+    return predictor.read(image[np.newaxis])[0].cam
 
-    assert heatmap.shape == (2, 2)
-    assert heatmap.max() == pytest.approx(1.0)
+
+def test_the_map_has_the_last_blocks_layout_and_is_placed_on_the_input(unsure_and_sure):
+    cam = cam_of(unsure_and_sure[0], IMAGE)
+    heatmap = unsure_and_sure[0].heatmap(cam)
+
+    assert cam.shape == (2, 2)
+    assert heatmap.shape == (SIZE, SIZE)
+    assert heatmap.max() == pytest.approx(1.0)  # no stored scale: the map's own peak
     assert heatmap.min() >= 0.0
 
 
@@ -61,5 +68,25 @@ def test_a_confident_reading_gets_the_same_heatmap_as_an_unsure_one(unsure_and_s
     unsure, sure = unsure_and_sure
 
     assert sure.probabilities(IMAGE[np.newaxis])[0][0] == 1.0
-    assert sure.heatmap(IMAGE).max() == pytest.approx(1.0)
-    np.testing.assert_allclose(sure.heatmap(IMAGE), unsure.heatmap(IMAGE), atol=1e-4)
+    assert sure.heatmap(cam_of(sure, IMAGE)).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(sure.heatmap(cam_of(sure, IMAGE)), unsure.heatmap(cam_of(unsure, IMAGE)), atol=1e-4)
+
+
+def test_a_batch_gives_each_image_its_own_map_as_a_pass_of_its_own_would(unsure_and_sure):
+    """The fused pass sums the scores of a batch before the gradient; images must not mix."""
+    unsure = unsure_and_sure[0]
+    images = np.random.default_rng(1).random((3, SIZE, SIZE, 3), dtype=np.float32)
+
+    together = [readout.cam for readout in unsure.read(images)]
+    alone = [cam_of(unsure, image) for image in images]
+
+    np.testing.assert_allclose(np.stack(together), np.stack(alone), rtol=1e-4, atol=1e-6)
+
+
+def test_the_reading_and_its_probabilities_come_from_the_same_pass(unsure_and_sure):
+    unsure = unsure_and_sure[0]
+
+    reading = unsure.read(IMAGE[np.newaxis])[0].reading
+
+    assert reading.raw_probability == pytest.approx(float(unsure.probabilities(IMAGE[np.newaxis])[0][0]), rel=1e-5)
+    assert reading.probabilities["COVID"] == pytest.approx(reading.probability)

@@ -1,0 +1,294 @@
+"""The input gate: refuse images the model was not built for, with the reason in words.
+
+Three checks, cheapest first:
+1. The DICOM header (when there is one): modality CR/DX, a frontal view, a chest body part.
+2. Colour: a radiograph has no colour, a photograph or a screenshot usually has.
+3. Out-of-distribution distance, fitted on the training split and stored with the model version:
+   class-conditional Mahalanobis distance with one shared, Ledoit-Wolf-shrunk covariance
+   (Lee et al., NeurIPS 2018) in two feature spaces: the network's pooled last-block features (what
+   the model sees) and a 32x32 standardised thumbnail (overall layout: a CT slice's round body, a
+   lateral's single lung field, a page of text). Each distance is divided by its median on the
+   validation split and the larger of the two is the score; the limit is the score's
+   ``quantile`` on the validation split, so a stated share of in-distribution images is refused.
+   Why this: it needs no outlier examples to train on (we have none from the hospital), its
+   threshold comes from in-distribution data alone, the covariance shrinkage keeps it stable with a
+   few hundred training images in 2048 dimensions (scikit-learn's LedoitWolf), and the distance is
+   deterministic and cheap (one matrix product per image) on features the network computes anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mlcore.core.imaging import DICOM, DicomHeader, sniff_format
+
+CHEST_MODALITIES = ("CR", "DX")
+NON_FRONTAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "RLD", "LLD", "RLO", "LLO", "OBLIQUE", "DECUBITUS")
+CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "TORAX", "BRUST", "THORAC")
+NON_SPECIFIC_BODY_PARTS = ("", "UNKNOWN", "OTHER", "NONE")
+THUMBNAIL_SIDE = 32
+DEFAULT_QUANTILE = 0.99
+COLOUR_CHROMA = 0.1  # a pixel's max-min channel difference (of 1.0) that counts as coloured
+COLOUR_SHARE = 0.05  # share of coloured pixels above which an image is a colour picture
+DETECTOR_WORDS = {
+    "network": "what the network sees",
+    "appearance": "overall appearance",
+}
+
+
+@dataclass
+class GateVerdict:
+    """Whether a reading may be shown, why not, and the figures behind the decision."""
+
+    assessable: bool
+    reason: str = ""
+    figures: dict = field(default_factory=dict)
+
+
+def header_refusal(header: DicomHeader) -> str:
+    """The reason a DICOM header alone rules the image out, or "" when it does not.
+
+    An absent field is no reason: the image is judged by the other checks.
+    """
+    modality = header.modality.strip().upper()
+    if modality and modality not in CHEST_MODALITIES:
+        return (
+            f"The DICOM modality is {modality}, not a chest radiograph (CR or DX): "
+            "this model reads only frontal chest X-rays."
+        )
+    view = header.view_text.strip().upper()
+    words = set(re.split(r"[^A-Z]+", view))
+    if view and (words & set(NON_FRONTAL_VIEWS) or "LAT" in view):
+        return (
+            f"The DICOM view position is {view}, not a frontal (PA or AP) view: "
+            "this model reads only frontal chest X-rays."
+        )
+    body_part = header.body_part.strip().upper()
+    if body_part not in NON_SPECIFIC_BODY_PARTS and not any(part in body_part for part in CHEST_BODY_PARTS):
+        return f"The DICOM body part examined is {body_part}, not the chest: this model reads only chest X-rays."
+    return ""
+
+
+def colour_share(data: bytes) -> float | None:
+    """Share of clearly coloured pixels of a PNG or JPEG, from a small copy; None for DICOM."""
+    if sniff_format(data[:132]) in (None, DICOM):
+        return None
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (256, 256))  # JPEG decodes at reduced size, cheaply
+    if image.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F", "1", "LA"):
+        return 0.0
+    image = image.convert("RGB")
+    image.thumbnail((256, 256))
+    rgb = np.asarray(image, dtype=np.float32) / 255.0
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    return float(np.mean(chroma > COLOUR_CHROMA))
+
+
+def colour_refusal(share: float | None) -> str:
+    if share is None or share <= COLOUR_SHARE:
+        return ""
+    return (
+        f"The image is in colour ({share:.0%} of its pixels are coloured): it looks like a photograph or a "
+        "screenshot, not a radiograph."
+    )
+
+
+def thumbnails(images: np.ndarray) -> np.ndarray:
+    """(n, size, size, channels) network inputs -> (n, 32*32) thumbnails, each standardised to mean 0, sd 1.
+
+    Standardising keeps the layout and drops overall brightness and contrast, which vary between
+    scanners and say nothing about whether this is a frontal chest radiograph.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if len(images) == 0:
+        return np.zeros((0, THUMBNAIL_SIDE * THUMBNAIL_SIDE), np.float32)
+    gray = images[..., 0]
+    rows = []
+    for picture in gray:
+        small = Image.fromarray(np.ascontiguousarray(picture)).resize(
+            (THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BOX
+        )
+        values = np.asarray(small, dtype=np.float32).ravel()
+        rows.append((values - values.mean()) / (values.std() + 1e-6))
+    return np.stack(rows)
+
+
+@dataclass
+class _Detector:
+    """Class-conditional Mahalanobis distance with a tied, shrunk covariance in one feature space."""
+
+    means: np.ndarray  # (classes, d)
+    precision: np.ndarray  # (d, d)
+    scale: float  # median distance of the validation split
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: np.ndarray) -> _Detector:
+        from sklearn.covariance import LedoitWolf
+
+        features = np.asarray(features, dtype=np.float64)
+        classes = sorted(set(np.asarray(labels).tolist()))
+        means = np.stack([features[labels == c].mean(axis=0) for c in classes])
+        centred = np.concatenate([features[labels == c] - means[i] for i, c in enumerate(classes)])
+        precision = LedoitWolf(assume_centered=True).fit(centred).precision_
+        return cls(means=means.astype(np.float32), precision=precision.astype(np.float32), scale=1.0)
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        per_class = []
+        for mean in self.means:
+            centred = features - mean
+            per_class.append(np.einsum("ij,jk,ik->i", centred, self.precision, centred))
+        return np.sqrt(np.maximum(np.min(np.stack(per_class), axis=0), 0.0))
+
+
+@dataclass
+class FeatureGate:
+    """The stored out-of-distribution check of one model version (see the module docstring)."""
+
+    detectors: dict[str, _Detector]
+    threshold: float
+    quantile: float
+    validation_refused: float = 0.0
+
+    METHOD = (
+        "Class-conditional Mahalanobis distance (tied Ledoit-Wolf covariance, fitted on the training split) "
+        "on the network's pooled last-block features and on 32x32 standardised thumbnails; each divided by "
+        "its validation median, the larger is the score; the limit is the score's {quantile:.1%} quantile "
+        "on the validation split."
+    )
+
+    @classmethod
+    def fit(
+        cls,
+        *,
+        train: dict[str, np.ndarray],
+        train_labels: np.ndarray,
+        validation: dict[str, np.ndarray],
+        quantile: float = DEFAULT_QUANTILE,
+    ) -> FeatureGate:
+        """Fit each detector on the training split, then set scales and the limit on validation."""
+        if not 0.5 <= quantile < 1.0:
+            raise ValueError(f"The gate's quantile must lie in [0.5, 1), not {quantile}.")
+        train_labels = np.asarray(train_labels)
+        detectors = {name: _Detector.fit(features, train_labels) for name, features in train.items()}
+        for name, detector in detectors.items():
+            median = float(np.median(detector.distances(validation[name])))
+            detector.scale = median if median > 0 else 1.0
+        gate = cls(detectors=detectors, threshold=np.inf, quantile=quantile)
+        scores = gate.scores(validation).max(axis=1)
+        gate.threshold = float(np.quantile(scores, quantile))
+        gate.validation_refused = float(np.mean(scores > gate.threshold))
+        return gate
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.detectors)
+
+    def scores(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, detectors) distances, each in units of its validation median."""
+        return np.stack(
+            [self.detectors[name].distances(features[name]) / self.detectors[name].scale for name in self.names],
+            axis=1,
+        )
+
+    def verdicts(self, features: dict[str, np.ndarray]) -> list[GateVerdict]:
+        verdicts = []
+        for row in self.scores(features):
+            score = float(row.max())
+            figures = {
+                "score": score,
+                "limit": self.threshold,
+                "quantile": self.quantile,
+                "per_feature_space": {name: float(value) for name, value in zip(self.names, row, strict=True)},
+            }
+            if score <= self.threshold:
+                verdicts.append(GateVerdict(True, figures=figures))
+                continue
+            worst = self.names[int(row.argmax())]
+            verdicts.append(
+                GateVerdict(
+                    False,
+                    reason=(
+                        "The image is unlike the frontal chest X-rays this model was trained on "
+                        f"(its {DETECTOR_WORDS.get(worst, worst)} is {score / self.threshold:.1f} times the "
+                        "limit set on validation images): it may be a CT, a lateral view, a photograph or a "
+                        "document, so the model has nothing to say about it."
+                    ),
+                    figures=figures,
+                )
+            )
+        return verdicts
+
+    def summary(self) -> dict:
+        return {
+            "method": self.METHOD.format(quantile=self.quantile),
+            "quantile": self.quantile,
+            "limit": self.threshold,
+            "feature_spaces": {
+                name: {"dimensions": int(d.precision.shape[0]), "classes": len(d.means), "scale": d.scale}
+                for name, d in self.detectors.items()
+            },
+            "validation_refused": self.validation_refused,
+        }
+
+    def save(self, path: str | Path) -> None:
+        arrays = {"threshold": np.array(self.threshold), "quantile": np.array(self.quantile)}
+        arrays["validation_refused"] = np.array(self.validation_refused)
+        arrays["names"] = np.array(self.names)
+        for name, detector in self.detectors.items():
+            arrays[f"{name}__means"] = detector.means
+            arrays[f"{name}__precision"] = detector.precision
+            arrays[f"{name}__scale"] = np.array(detector.scale)
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    @classmethod
+    def load(cls, source) -> FeatureGate:
+        with np.load(source, allow_pickle=False) as arrays:
+            detectors = {
+                str(name): _Detector(
+                    means=arrays[f"{name}__means"],
+                    precision=arrays[f"{name}__precision"],
+                    scale=float(arrays[f"{name}__scale"]),
+                )
+                for name in arrays["names"]
+            }
+            return cls(
+                detectors=detectors,
+                threshold=float(arrays["threshold"]),
+                quantile=float(arrays["quantile"]),
+                validation_refused=float(arrays["validation_refused"]),
+            )
+
+
+def gate_features(pooled: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The feature spaces the gate measures: the network's pooled features and the thumbnails."""
+    return {"network": np.asarray(pooled, dtype=np.float32), "appearance": thumbnails(images)}
+
+
+IMAGE_CHECK_UNAVAILABLE = (
+    "The image check could not run: this model version has no stored out-of-distribution statistics "
+    "(it was trained before the input gate existed). Only the DICOM header and colour were checked, so "
+    "this reading was not screened for CT slices, lateral views or documents."
+)
+
+
+def screen(*, header: DicomHeader | None, colour: float | None, image_check: GateVerdict | None) -> GateVerdict:
+    """One verdict from the checks that ran; ``image_check`` None means the version has no gate."""
+    figures = {
+        "header_checked": header is not None,
+        "colour_share": colour,
+        "image_check": "run" if image_check is not None else "unavailable",
+    }
+    reason = (header_refusal(header) if header is not None else "") or colour_refusal(colour)
+    if reason:
+        return GateVerdict(False, reason, figures)
+    if image_check is None:
+        return GateVerdict(True, figures=figures | {"warning": IMAGE_CHECK_UNAVAILABLE})
+    return GateVerdict(image_check.assessable, image_check.reason, figures | image_check.figures)

@@ -1,0 +1,98 @@
+"""One pass of the network that yields the reading, the gate's features and the Grad-CAM map together.
+
+Grad-CAM (Selvaraju et al., 2017) weights the last block's activations by the gradient of the
+positive class's score. The gradient from the score back to those activations only passes through
+the head (pooling, dropout, one dense layer), so it costs next to nothing once the forward pass has
+run: no second network call. The score is the positive class's log-odds computed from the
+classifier's own weights, so its gradient does not vanish when the softmax saturates.
+
+Placement: InceptionV3's last block is a small grid (5x5 at 224 px) whose cells, with valid padding,
+are centred at 37.5 + 32 i pixels, not spread edge to edge; stretching the grid over the whole image
+shifts heat by up to ~16% of its width. Maps are placed on their true receptive-field centres and
+divided by a fixed scale from the validation split, so a weak map looks weak.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+from mlcore.core.model import CLASSIFIER_LAYER, LAST_CONV_LAYER
+
+# Composition of InceptionV3's stride-2 valid stages (stem convolution, two max-pools, mixed3, mixed8):
+# cell i of the last block is centred on input pixel index 32 i + 37, i.e. 37.5 + 32 i in continuous
+# coordinates where pixel k spans [k, k + 1).
+RECEPTIVE_FIELD_STRIDE = 32
+RECEPTIVE_FIELD_OFFSET = 37.5
+SCALE_PERCENTILE = 95.0
+
+
+def readout_function(model, *, positive_index: int, image_size: int):
+    """A traced function: images -> (probabilities, pooled last-block features, Grad-CAM maps)."""
+    import keras
+    import tensorflow as tf
+
+    classifier = model.get_layer(CLASSIFIER_LAYER)
+    inner = keras.Model(model.inputs, [model.get_layer(LAST_CONV_LAYER).output, classifier.input, model.output])
+
+    def log_odds(features):
+        logits = tf.matmul(features, classifier.kernel) + classifier.bias
+        positive = logits[:, positive_index]
+        others = tf.concat([logits[:, :positive_index], logits[:, positive_index + 1 :]], axis=1)
+        return positive - tf.reduce_logsumexp(others, axis=1)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)])
+    def readout(images):
+        with tf.GradientTape() as tape:
+            activations, features, probabilities = inner(images, training=False)
+            tape.watch(activations)
+            score = tf.reduce_sum(log_odds(features))  # images are independent: per-image gradients
+        gradients = tape.gradient(score, activations)
+        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        cams = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
+        return probabilities, tf.reduce_mean(activations, axis=(1, 2)), cams
+
+    return readout
+
+
+def run_readout(readout, images: np.ndarray, *, batch_size: int = 32):
+    """The readout over a stack of images in batches -> (probabilities, pooled, cams) as NumPy arrays."""
+    parts = [readout(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+    if not parts:
+        raise ValueError("No images to read.")
+    return tuple(np.concatenate([np.asarray(part[i]) for part in parts]) for i in range(3))
+
+
+def cell_centres(grid: int) -> np.ndarray:
+    """Input-pixel centres (continuous coordinates) of the last block's cells along one axis."""
+    return RECEPTIVE_FIELD_OFFSET + RECEPTIVE_FIELD_STRIDE * np.arange(grid, dtype=np.float64)
+
+
+def place_on_input(cam: np.ndarray, image_size: int) -> np.ndarray:
+    """A (grid, grid) map -> (image_size, image_size), each cell at its receptive field's centre.
+
+    Between centres the map is interpolated linearly; beyond the outermost centres it keeps the
+    outermost value.
+    """
+    cam = np.asarray(cam, dtype=np.float64)
+    pixel_centres = np.arange(image_size, dtype=np.float64) + 0.5
+    rows = (pixel_centres - RECEPTIVE_FIELD_OFFSET) / RECEPTIVE_FIELD_STRIDE
+    cols = (pixel_centres - RECEPTIVE_FIELD_OFFSET) / RECEPTIVE_FIELD_STRIDE
+    rows = np.clip(rows, 0, cam.shape[0] - 1)
+    cols = np.clip(cols, 0, cam.shape[1] - 1)
+    grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
+    return map_coordinates(cam, [grid_rows, grid_cols], order=1, mode="nearest").astype(np.float32)
+
+
+def heatmap_scale(cams: np.ndarray) -> float | None:
+    """The fixed scale of a version's maps: the 95th percentile of the validation maps' peaks."""
+    peaks = np.asarray(cams, dtype=np.float64).reshape(len(cams), -1).max(axis=1) if len(cams) else np.array([])
+    peaks = peaks[peaks > 0]
+    return float(np.percentile(peaks, SCALE_PERCENTILE)) if len(peaks) else None
+
+
+def normalise(cam: np.ndarray, scale: float | None) -> np.ndarray:
+    """A map in [0, 1] on the version's fixed scale; on its own peak only when the version has none."""
+    cam = np.asarray(cam, dtype=np.float32)
+    divisor = scale if scale else float(cam.max())
+    return np.clip(cam / divisor, 0.0, 1.0) if divisor > 0 else np.zeros_like(cam)

@@ -1,0 +1,188 @@
+"""The input gate: DICOM header rules, colour, and the out-of-distribution distance (mlcore.core.gate)."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from sklearn.datasets import load_sample_image
+
+from mlcore.core.gate import (
+    IMAGE_CHECK_UNAVAILABLE,
+    FeatureGate,
+    GateVerdict,
+    colour_refusal,
+    colour_share,
+    header_refusal,
+    screen,
+    thumbnails,
+)
+from mlcore.core.imaging import DicomHeader
+from mlcore.core.preprocessing import PreprocessingSpec, preprocess
+from tests.mlcore.synthetic import synthetic_image
+
+SPEC = PreprocessingSpec(image_size=96)
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        (DicomHeader(modality="CT"), "modality is CT"),
+        (DicomHeader(modality="MR"), "modality is MR"),
+        (DicomHeader(modality="US"), "modality is US"),
+        (DicomHeader(modality="OT"), "modality is OT"),
+        (DicomHeader(modality="DX", view_text="LL"), "view position is LL"),
+        (DicomHeader(modality="CR", view_text="RL"), "view position is RL"),
+        (DicomHeader(modality="DX", view_text="LATERAL"), "view position is LATERAL"),
+        (DicomHeader(modality="DX", view_text="LLD"), "view position is LLD"),
+        (DicomHeader(modality="DX", body_part="HAND"), "body part examined is HAND"),
+        (DicomHeader(modality="CR", body_part="SKULL"), "body part examined is SKULL"),
+    ],
+)
+def test_the_header_refuses_what_is_not_a_frontal_chest_radiograph(header, words):
+    assert words in header_refusal(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        DicomHeader(modality="DX", view_text="PA", body_part="CHEST"),
+        DicomHeader(modality="CR", view_text="AP SUPINE", body_part="THORAX"),
+        DicomHeader(modality="DX", body_part="Brustkorb"),
+        DicomHeader(),  # nothing said: the image decides
+    ],
+)
+def test_the_header_lets_frontal_chest_radiographs_and_silent_headers_through(header):
+    assert header_refusal(header) == ""
+
+
+def png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_colour_photograph_is_refused_and_a_grey_radiograph_saved_as_rgb_is_not():
+    photo = load_sample_image("flower.jpg")
+    gray = (synthetic_image("NORMAL", np.random.default_rng(0)) * 255).astype(np.uint8)
+    rgb_gray = np.repeat(gray[..., np.newaxis], 3, axis=2)
+
+    assert "in colour" in colour_refusal(colour_share(png(photo)))
+    assert colour_share(png(rgb_gray)) == 0.0
+    assert colour_refusal(colour_share(png(gray))) == ""
+
+
+def ct_like(rng, size=96):
+    """An axial slice: a bright round body on black, dark lungs inside, a bright spine."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    image = np.zeros((size, size)) + 0.02 * rng.standard_normal((size, size))
+    image[((x - 0.5) / 0.42) ** 2 + ((y - 0.5) / 0.32) ** 2 < 1] = 0.6
+    for centre in (0.33, 0.67):
+        image[((x - centre) / 0.13) ** 2 + ((y - 0.48) / 0.18) ** 2 < 1] = 0.1
+    image[((x - 0.5) / 0.05) ** 2 + ((y - 0.75) / 0.05) ** 2 < 1] = 1.0
+    return np.clip(image, 0, 1)
+
+
+def document(size=96):
+    """A page of text, as a screenshot or a scanned letter would be."""
+    page = Image.new("L", (size * 4, size * 4), 255)
+    draw = ImageDraw.Draw(page)
+    for line in range(12):
+        draw.text((10, 10 + 30 * line), "Patient discharge summary, page 1 of 2", fill=0)
+    return np.asarray(page.resize((size, size)), dtype=np.float32) / 255
+
+
+def chest_inputs(n, seed):
+    rng = np.random.default_rng(seed)
+    labels = ["COVID" if i % 2 else "NORMAL" for i in range(n)]
+    return np.stack([preprocess(synthetic_image(label, rng), SPEC) for label in labels]), np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def appearance_gate():
+    train, labels = chest_inputs(80, seed=1)
+    validation, _ = chest_inputs(40, seed=2)
+    return FeatureGate.fit(
+        train={"appearance": thumbnails(train)},
+        train_labels=labels,
+        validation={"appearance": thumbnails(validation)},
+        quantile=0.98,
+    )
+
+
+def verdicts(gate, grays):
+    inputs = np.stack([preprocess(gray, SPEC) for gray in grays])
+    return gate.verdicts({"appearance": thumbnails(inputs)})
+
+
+def test_ct_slices_documents_and_photographs_are_refused_with_a_reason(appearance_gate):
+    rng = np.random.default_rng(5)
+    photo = np.asarray(Image.fromarray(load_sample_image("china.jpg")).convert("L"), dtype=np.float32) / 255
+    outliers = [ct_like(rng) for _ in range(5)] + [document(), photo]
+
+    results = verdicts(appearance_gate, outliers)
+
+    assert [verdict.assessable for verdict in results] == [False] * len(outliers)
+    assert "unlike the frontal chest X-rays" in results[0].reason
+    assert results[0].figures["score"] > results[0].figures["limit"]
+
+
+def test_new_chest_images_like_the_training_ones_pass(appearance_gate):
+    inputs, _ = chest_inputs(60, seed=9)
+
+    results = appearance_gate.verdicts({"appearance": thumbnails(inputs)})
+
+    assert np.mean([verdict.assessable for verdict in results]) >= 0.9
+    assert appearance_gate.validation_refused <= 0.05
+
+
+def test_the_limit_is_the_stated_quantile_of_the_validation_scores():
+    rng = np.random.default_rng(0)
+    train = {"network": rng.normal(size=(200, 8))}
+    validation = {"network": rng.normal(size=(100, 8))}
+
+    gate = FeatureGate.fit(train=train, train_labels=np.zeros(200), validation=validation, quantile=0.9)
+
+    scores = gate.scores(validation).max(axis=1)
+    assert gate.threshold == pytest.approx(np.quantile(scores, 0.9))
+    assert gate.validation_refused == pytest.approx(0.1, abs=0.011)
+    assert "90.0% quantile" in gate.summary()["method"]
+
+
+def test_a_stored_gate_reads_back_identical(tmp_path, appearance_gate):
+    path = tmp_path / "gate.npz"
+    appearance_gate.save(path)
+    loaded = FeatureGate.load(path)
+    inputs, _ = chest_inputs(6, seed=3)
+    features = {"appearance": thumbnails(inputs)}
+
+    np.testing.assert_allclose(loaded.scores(features), appearance_gate.scores(features), rtol=1e-5)
+    assert loaded.threshold == appearance_gate.threshold
+    assert loaded.quantile == appearance_gate.quantile
+
+
+def test_a_quantile_outside_the_sensible_range_is_refused():
+    with pytest.raises(ValueError, match="quantile"):
+        FeatureGate.fit(
+            train={"a": np.zeros((4, 2))}, train_labels=np.zeros(4), validation={"a": np.zeros((2, 2))}, quantile=1.0
+        )
+
+
+def test_screen_puts_the_header_first_then_colour_then_the_image():
+    passing = GateVerdict(True, figures={"score": 1.0})
+    failing = GateVerdict(False, reason="unlike", figures={"score": 9.0})
+
+    assert "modality is CT" in screen(header=DicomHeader(modality="CT"), colour=None, image_check=passing).reason
+    assert "in colour" in screen(header=None, colour=0.5, image_check=passing).reason
+    assert screen(header=None, colour=0.0, image_check=failing).reason == "unlike"
+    assert screen(header=DicomHeader(modality="DX"), colour=None, image_check=passing).assessable
+
+
+def test_without_stored_statistics_the_gate_says_so_and_still_checks_the_header():
+    unchecked = screen(header=None, colour=0.0, image_check=None)
+    refused = screen(header=DicomHeader(modality="CT"), colour=None, image_check=None)
+
+    assert unchecked.assessable
+    assert unchecked.figures["image_check"] == "unavailable"
+    assert unchecked.figures["warning"] == IMAGE_CHECK_UNAVAILABLE
+    assert not refused.assessable

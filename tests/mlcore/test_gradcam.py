@@ -1,0 +1,51 @@
+"""Grad-CAM cells on their true receptive-field centres, on a fixed scale (mlcore.core.gradcam)."""
+
+import numpy as np
+import pytest
+
+from mlcore.core.gradcam import cell_centres, heatmap_scale, normalise, place_on_input
+
+
+def test_inception_cells_at_224_px_are_centred_where_valid_padding_puts_them():
+    centres = cell_centres(5)
+
+    np.testing.assert_allclose(centres, [37.5, 69.5, 101.5, 133.5, 165.5])
+    stretched = (np.arange(5) + 0.5) * 224 / 5  # the old edge-to-edge placement
+    assert max(abs(stretched - centres)) / 224 == pytest.approx(0.16, abs=0.005)
+
+
+def test_heat_in_the_last_cell_peaks_over_its_receptive_field_not_the_image_edge():
+    cam = np.zeros((5, 5))
+    cam[2, 4] = 1.0
+
+    placed = place_on_input(cam, 224)
+
+    row, col = np.unravel_index(np.argmax(placed), placed.shape)
+    assert placed.shape == (224, 224)
+    assert abs(col + 0.5 - 165.5) <= 1
+    assert abs(row + 0.5 - 101.5) <= 1
+    assert placed[101, 223] == pytest.approx(1.0)  # beyond the last centre the edge value holds
+
+
+def test_grid_values_are_kept_at_their_centres_and_interpolated_between():
+    cam = np.arange(4, dtype=float).reshape(2, 2)
+
+    placed = place_on_input(cam, 107)
+
+    assert placed[37, 37] == pytest.approx(0.0)
+    assert placed[69, 69] == pytest.approx(3.0)
+    assert placed[37, 53] == pytest.approx(0.5)
+
+
+def test_a_weak_map_stays_weak_on_the_fixed_scale():
+    strong, weak = np.full((2, 2), 8.0), np.full((2, 2), 1.0)
+    scale = heatmap_scale(np.stack([strong, strong, weak]))
+
+    assert normalise(weak, scale).max() == pytest.approx(1 / 8)
+    assert normalise(strong * 2, scale).max() == 1.0
+    assert normalise(weak, None).max() == 1.0  # without a stored scale, the old per-map maximum
+
+
+def test_empty_maps_have_no_scale():
+    assert heatmap_scale(np.zeros((3, 2, 2))) is None
+    assert normalise(np.zeros((2, 2)), None).max() == 0.0
