@@ -30,6 +30,8 @@ def plots_html(plots) -> str:
 def metrics_table(metrics: dict) -> str:
     if not metrics:
         return "—"
+    if metrics.get("out_of_distribution"):
+        return refusals_table(metrics)
     rows = [
         ("Images", f"{metrics['n']} ({metrics['positives']} positive, {metrics['negatives']} negative)"),
         ("Threshold", number(metrics.get("threshold"))),
@@ -41,10 +43,91 @@ def metrics_table(metrics: dict) -> str:
         ("NPV in this set (95% CI)", interval(metrics.get("npv"))),
         ("Brier score", number(metrics.get("brier_score"))),
         ("Expected calibration error", number(metrics.get("expected_calibration_error"))),
+        *reliability_rows(metrics),
     ]
     return format_html(
         '<table style="min-width:480px">{}</table>',
         format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+    )
+
+
+def reliability_rows(metrics: dict) -> list[tuple[str, str]]:
+    """Calibration, the indeterminate band and the gate's refusals, where an evaluation has them."""
+    rows = []
+    calibration = metrics.get("calibration")
+    if calibration:
+        rows.append(
+            (
+                "Calibration error before / after calibration",
+                f"{number(calibration.get('ece_before'))} / {number(calibration.get('ece_after'))}",
+            )
+        )
+    abstention = metrics.get("abstention")
+    if abstention:
+        outside = abstention.get("outside") or {}
+        rows += [
+            ("Indeterminate (in the band)", interval(abstention.get("share_in_band"))),
+            ("Sensitivity outside the band", interval(outside.get("sensitivity"))),
+            ("Specificity outside the band", interval(outside.get("specificity"))),
+        ]
+    gate = metrics.get("gate")
+    if gate:
+        rows.append(("Refused by the input gate", gate.get("unavailable") or interval(gate.get("refused"))))
+        for name, part in (gate.get("per_class") or {}).items():
+            rows.append((f"  refused, {name}", interval(part.get("refused", part))))
+    return rows
+
+
+def refusals_table(metrics: dict) -> str:
+    """An input-gate check on folders of images the model must refuse: the share refused per folder."""
+    gate = metrics.get("gate") or {}
+    rows = [
+        (name, interval(part.get("refused")), interval(part.get("called_positive_if_not_refused")))
+        for name, part in (gate.get("per_class") or {}).items()
+    ]
+    return format_html(
+        '<table style="min-width:480px"><tr><th>folder</th><th>refused by the gate</th>'
+        "<th>of the rest, called positive</th></tr>{}<tr><th>all</th><td>{}</td><td></td></tr></table>",
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
+        interval(gate.get("refused")),
+    )
+
+
+def reliability_html(version) -> str:
+    """How the version was taught to doubt itself: calibration, the band and the gate, as fitted."""
+    reliability = version.reliability or {}
+    if not reliability:
+        return format_html(
+            "<p>{}</p>",
+            "This version was trained before calibration, the indeterminate band and the input gate existed: "
+            "its probabilities are uncalibrated, it never answers indeterminate, and scans it reads are checked "
+            "by DICOM header and colour only (the scan page says so).",
+        )
+    calibration = reliability.get("calibration", {})
+    band = reliability.get("indeterminate_band", {})
+    gate = reliability.get("gate", {})
+    heatmap = reliability.get("heatmap", {})
+    band_text = (
+        f"{number(band.get('low'))} to {number(band.get('high'))}"
+        if band.get("low") is not None
+        else "none (no validation calls near the threshold were wrong often enough)"
+    )
+    rows = [
+        ("Calibration", calibration.get("method", "")),
+        ("Temperature", number(calibration.get("temperature"))),
+        (
+            "Validation ECE before / after",
+            f"{number(calibration.get('validation_ece_before'))} / {number(calibration.get('validation_ece_after'))}",
+        ),
+        ("Indeterminate band (calibrated P)", band_text),
+        ("Band rule", band.get("rule", "")),
+        ("Input gate", gate.get("method", "") if version.gate_file else "No stored gate statistics."),
+        ("Gate limit (score)", number(gate.get("limit"))),
+        ("Validation images refused by the gate", f"{100 * (gate.get('validation_refused') or 0):.1f}%"),
+        ("Heatmap scale", f"{number(heatmap.get('scale'))} ({heatmap.get('rule', '')})"),
+    ]
+    return format_html(
+        '<table style="min-width:480px">{}</table>', format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
     )
 
 
@@ -188,6 +271,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "images_per_second",
         "threshold_display",
         "threshold_rule",
+        "reliability_summary",
         "test_metrics",
         "classification_report",
         "per_source",
@@ -215,6 +299,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Calibration, indeterminate band and input gate", {"fields": ("reliability_summary",)}),
         ("Validation split", {"fields": ("validation_summary",)}),
         ("Training", {"fields": ("wall_time", "images_per_second", "training_plots", "history_json")}),
         (
@@ -226,6 +311,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="fitted on the validation split")
+    def reliability_summary(self, version):
+        return reliability_html(version)
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and model_version_active() == obj:

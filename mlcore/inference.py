@@ -11,7 +11,7 @@ from mlcore.core.predictor import Predictor
 from mlcore.core.preprocessing import PreprocessingSpec
 from mlcore.core.tflite import TFLitePredictor
 from mlcore.models import ModelVersion
-from mlcore.selectors import model_version_active
+from mlcore.selectors import model_version_active, model_version_reliability
 from mlcore.services import local_model_file
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ def predictor_for(version: ModelVersion) -> Predictor:
                     positive_class=version.positive_class,
                     threshold=version.threshold,
                     preprocessing=PreprocessingSpec(**version.preprocessing),
+                    reliability=model_version_reliability(version=version),
                 )
             fast = verified_tflite(version)
             if fast is not None:

@@ -105,9 +105,10 @@ class Evaluation(models.Model):
         TEST_SPLIT = "test_split", "Held-out test split (internal)"
         EXTERNAL = "external", "External validation"
         LOCAL = "local", "Local evaluation (this hospital's images)"
+        OUT_OF_DISTRIBUTION = "out_of_distribution", "Input gate check (images the model must refuse)"
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
     data_dir = models.CharField(max_length=500)
     created_at = models.DateTimeField(auto_now_add=True)
     threshold = models.FloatField()

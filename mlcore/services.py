@@ -23,11 +23,15 @@ from mlcore.core.pipeline import (
     TrainingRun,
     check_dataset,
     evaluate_folder,
+    evaluate_refusals,
     train_from_folder,
 )
 from mlcore.core.preprocessing import PreprocessingSpec
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot, TFLiteExport
+from mlcore.selectors import model_version_reliability
 from mlcore.signals import model_version_activated
+
+GATE_FILENAME = "gate.npz"
 
 
 def next_version_name() -> str:
@@ -101,10 +105,19 @@ def _store_run(version: ModelVersion, run: TrainingRun) -> None:
     version.validation_metrics = jsonable(run.validation_metrics)
     version.metrics = jsonable(run.test_metrics)
     version.environment = run.environment
+    version.temperature = run.temperature
+    version.indeterminate_low, version.indeterminate_high = run.band.low, run.band.high
+    version.heatmap_scale = run.heatmap_scale
+    version.reliability = jsonable(run.reliability)
     if outcome.interrupted:
         version.error = "Interrupted (Ctrl-C); the best weights seen so far are kept, not evaluated."
     with run.model_path.open("rb") as handle:
         version.model_file.save(MODEL_FILENAME, File(handle), save=False)
+    if run.gate is not None:
+        gate_path = run.model_path.with_name(GATE_FILENAME)
+        run.gate.save(gate_path)
+        with gate_path.open("rb") as handle:
+            version.gate_file.save(GATE_FILENAME, File(handle), save=False)
     version.full_clean()
     version.save()
     evaluation = None
@@ -175,6 +188,7 @@ def evaluation_create_external(
             positive_class=version.positive_class,
             threshold=version.threshold,
             preprocessing=PreprocessingSpec(**version.preprocessing),
+            reliability=model_version_reliability(version=version),
             class_aliases=class_aliases,
             log=log,
         )
@@ -190,6 +204,31 @@ def evaluation_create_external(
         prefixed = {f"external_{evaluation.pk}_{key}": value for key, value in result.plots.items()}
         _store_plots(version, prefixed, evaluation=evaluation, evaluation_prefix="external_")
     return evaluation
+
+
+def evaluation_create_refusals(*, version: ModelVersion, data_dir: str | Path, log: Callable[[str], None] = print):
+    """Run the input gate of a version over folders of images it should refuse; store the shares refused."""
+    if not version.is_usable:
+        raise ValidationError(f"Version {version.name} has no usable model to evaluate.")
+    with local_model_file(version) as model_path:
+        result = evaluate_refusals(
+            data_dir,
+            model_path=model_path,
+            positive_class=version.positive_class,
+            class_names=version.class_names,
+            threshold=version.threshold,
+            preprocessing=PreprocessingSpec(**version.preprocessing),
+            reliability=model_version_reliability(version=version),
+            log=log,
+        )
+    return Evaluation.objects.create(
+        version=version,
+        kind=Evaluation.Kind.OUT_OF_DISTRIBUTION,
+        data_dir=result.dataset_summary["root"],
+        threshold=version.threshold,
+        dataset_summary=jsonable(result.dataset_summary),
+        metrics=jsonable(result.metrics),
+    )
 
 
 def tflite_export_create(

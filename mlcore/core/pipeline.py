@@ -12,19 +12,25 @@ from pathlib import Path
 import numpy as np
 
 from mlcore.core import plots
+from mlcore.core.calibration import BAND_MAX_ERROR, Band, apply_temperature
 from mlcore.core.dataset import (
     POSITIVE,
     Dataset,
     DatasetError,
     binarize,
     discover_dataset,
+    discover_image_folders,
     load_images,
     split_dataset,
 )
-from mlcore.core.evaluation import THRESHOLD_RULE, choose_threshold, evaluate
-from mlcore.core.inference import load_model, predict_probabilities
+from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, proportion_with_interval
+from mlcore.core.gate import DEFAULT_QUANTILE, IMAGE_CHECK_UNAVAILABLE, FeatureGate, gate_features
+from mlcore.core.gradcam import readout_function, run_readout
+from mlcore.core.inference import load_model
 from mlcore.core.model import ModelConfig, build_network, summarize
+from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
+from mlcore.core.reliability import fit_reliability, reliability_figures
 from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
 
 MODEL_FILENAME = "model.keras"
@@ -40,6 +46,8 @@ class RunOptions:
     test_fraction: float = 0.15
     positive_class: str = POSITIVE
     class_aliases: dict | None = None
+    gate_quantile: float = DEFAULT_QUANTILE
+    band_max_error: float = BAND_MAX_ERROR
 
     def hyperparameters(self) -> dict:
         return {
@@ -49,6 +57,8 @@ class RunOptions:
             "validation_fraction": self.validation_fraction,
             "test_fraction": self.test_fraction,
             "positive_class": self.positive_class,
+            "gate_quantile": self.gate_quantile,
+            "band_max_error": self.band_max_error,
         }
 
 
@@ -66,6 +76,11 @@ class TrainingRun:
     model_path: Path
     threshold: float | None = None
     threshold_rule: str = THRESHOLD_RULE
+    temperature: float | None = None
+    band: Band = field(default_factory=lambda: Band(None, None))
+    gate: FeatureGate | None = None
+    heatmap_scale: float | None = None
+    reliability: dict = field(default_factory=dict)
     validation_metrics: dict = field(default_factory=dict)
     test_metrics: dict = field(default_factory=dict)
     plots: dict[str, tuple[str, bytes]] = field(default_factory=dict)
@@ -153,26 +168,55 @@ def train_from_folder(
     if outcome.interrupted:
         return run
 
-    p_val = predict_probabilities(parts.model, images[split.validation], batch_size=options.training.batch_size)
-    y_val_pos = y[split.validation][:, positive_index]
-    run.threshold = choose_threshold(y_val_pos, p_val[:, positive_index])
-    run.validation_metrics = evaluate(
-        y_positive=y_val_pos,
-        p_positive=p_val[:, positive_index],
-        threshold=run.threshold,
-        class_names=dataset.class_names,
-        positive_class=options.positive_class,
-        sources=[items[i].source for i in split.validation],
+    readout = readout_function(parts.model, positive_index=positive_index, image_size=options.preprocessing.image_size)
+    batch = options.training.batch_size
+    outputs = {
+        name: run_readout(readout, images[indices], batch_size=batch)
+        for name, indices in (("train", split.train), ("validation", split.validation), ("test", split.test))
+    }
+    gate_inputs = {
+        name: gate_features(outputs[name][1], images[indices])
+        for name, indices in (("train", split.train), ("validation", split.validation), ("test", split.test))
+    }
+    fitted = fit_reliability(
+        y_validation=y[split.validation],
+        raw_validation=outputs["validation"][0],
+        gate_train=gate_inputs["train"],
+        train_labels=np.asarray(labels)[split.train],
+        gate_validation=gate_inputs["validation"],
+        cams_validation=outputs["validation"][2],
+        positive_index=positive_index,
+        gate_quantile=options.gate_quantile,
+        band_max_error=options.band_max_error,
     )
-    p_test = predict_probabilities(parts.model, images[split.test], batch_size=options.training.batch_size)
-    run.test_metrics = evaluate(
-        y_positive=y[split.test][:, positive_index],
-        p_positive=p_test[:, positive_index],
-        threshold=run.threshold,
-        class_names=dataset.class_names,
-        positive_class=options.positive_class,
-        sources=[items[i].source for i in split.test],
-    )
+    run.threshold, run.temperature, run.band = fitted.threshold, fitted.temperature, fitted.band
+    run.gate, run.heatmap_scale, run.reliability = fitted.gate, fitted.heatmap_scale, fitted.summary
+    for name, indices, target in (
+        ("validation", split.validation, "validation_metrics"),
+        ("test", split.test, "test_metrics"),
+    ):
+        raw = outputs[name][0]
+        calibrated = apply_temperature(raw, fitted.temperature)
+        y_positive = y[indices][:, positive_index]
+        metrics = evaluate(
+            y_positive=y_positive,
+            p_positive=calibrated[:, positive_index],
+            threshold=run.threshold,
+            class_names=dataset.class_names,
+            positive_class=options.positive_class,
+            sources=[items[i].source for i in indices],
+        )
+        refused = [not verdict.assessable for verdict in fitted.gate.verdicts(gate_inputs[name])]
+        metrics |= reliability_figures(
+            y_positive=y_positive,
+            raw_positive=raw[:, positive_index],
+            calibrated_positive=calibrated[:, positive_index],
+            threshold=run.threshold,
+            band=fitted.band,
+            refused=refused,
+            labels=[items[i].label for i in indices],
+        )
+        setattr(run, target, metrics)
     run.plots.update(evaluation_plots(run.test_metrics, prefix="test"))
     return run
 
@@ -269,31 +313,43 @@ def evaluate_folder(
     positive_class: str,
     threshold: float,
     preprocessing: PreprocessingSpec,
+    reliability: Reliability,
     class_aliases: dict | None = None,
     batch_size: int = 32,
     log: Callable[[str], None] = print,
 ) -> ExternalEvaluation:
-    """Every image of another folder is test data for a stored model (external validation)."""
+    """Every image of another folder is test data for a stored model (external validation).
+
+    Probabilities are the version's calibrated ones; the gate's refusals are counted per class folder.
+    """
     started = time.perf_counter()
     dataset = discover_dataset(data_dir, class_aliases=class_aliases)
     if sorted(dataset.class_names) != sorted(class_names):
         raise DatasetError(f"The folder's classes {dataset.class_names} differ from the model's {class_names}.")
-    images, items, skipped = load_images(dataset.items, preprocessing, root=dataset.root)
-    if not items:
-        raise DatasetError(f"No readable images in {dataset.root}.")
-    log(f"Evaluating on {len(items)} images from {dataset.root}.")
-    model = load_model(model_path)
-    probabilities = predict_probabilities(model, images, batch_size=batch_size)
+    images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
+    raw, refused = _read_images(model_path, images, positive_index, preprocessing, reliability, batch_size)
+    calibrated = apply_temperature(raw, reliability.temperature)
     y_positive = np.array([1 if item.label == positive_class else 0 for item in items])
     metrics = evaluate(
         y_positive=y_positive,
-        p_positive=probabilities[:, positive_index],
+        p_positive=calibrated[:, positive_index],
         threshold=threshold,
         class_names=class_names,
         positive_class=positive_class,
         sources=[item.source for item in items],
     )
+    metrics |= reliability_figures(
+        y_positive=y_positive,
+        raw_positive=raw[:, positive_index],
+        calibrated_positive=calibrated[:, positive_index],
+        threshold=threshold,
+        band=reliability.band,
+        refused=refused,
+        labels=[item.label for item in items],
+    )
+    if reliability.gate is None:
+        metrics["gate"]["unavailable"] = IMAGE_CHECK_UNAVAILABLE
     summary = _dataset_summary(dataset, items, {"test": list(range(len(items)))}, dataset.skipped + skipped)
     return ExternalEvaluation(
         dataset_summary=summary,
@@ -301,6 +357,68 @@ def evaluate_folder(
         plots=evaluation_plots(metrics, prefix="external"),
         seconds=time.perf_counter() - started,
     )
+
+
+def evaluate_refusals(
+    data_dir: str | Path,
+    *,
+    model_path: Path,
+    positive_class: str,
+    class_names: list[str],
+    threshold: float,
+    preprocessing: PreprocessingSpec,
+    reliability: Reliability,
+    batch_size: int = 32,
+    log: Callable[[str], None] = print,
+) -> ExternalEvaluation:
+    """A folder of images the model should refuse (one sub-folder per kind, e.g. CT/, LATERAL/):
+    the share the input gate refuses per folder, and what the model would have called the rest."""
+    started = time.perf_counter()
+    if reliability.gate is None:
+        raise DatasetError(IMAGE_CHECK_UNAVAILABLE)
+    dataset = discover_image_folders(data_dir)
+    images, items, skipped = _load_all(dataset, preprocessing, log=log)
+    positive_index = class_names.index(positive_class)
+    raw, refused = _read_images(model_path, images, positive_index, preprocessing, reliability, batch_size)
+    called_positive = apply_temperature(raw, reliability.temperature)[:, positive_index] >= threshold
+    labels = [item.label for item in items]
+    per_folder = {}
+    for name in dataset.class_names:
+        members = np.array([label == name for label in labels])
+        per_folder[name] = {
+            "refused": proportion_with_interval(int(refused[members].sum()), int(members.sum())),
+            "called_positive_if_not_refused": proportion_with_interval(
+                int((called_positive & members & ~refused).sum()), int((members & ~refused).sum())
+            ),
+        }
+    metrics = {
+        "n": len(items),
+        "gate": {"refused": proportion_with_interval(int(refused.sum()), len(items)), "per_class": per_folder},
+        "out_of_distribution": True,
+    }
+    summary = _dataset_summary(dataset, items, {"test": list(range(len(items)))}, dataset.skipped + skipped)
+    return ExternalEvaluation(
+        dataset_summary=summary, metrics=metrics, plots={}, seconds=time.perf_counter() - started
+    )
+
+
+def _load_all(dataset: Dataset, preprocessing: PreprocessingSpec, *, log: Callable[[str], None]):
+    images, items, skipped = load_images(dataset.items, preprocessing, root=dataset.root)
+    if not items:
+        raise DatasetError(f"No readable images in {dataset.root}.")
+    log(f"Evaluating on {len(items)} images from {dataset.root}.")
+    return images, items, skipped
+
+
+def _read_images(model_path, images, positive_index, preprocessing, reliability, batch_size):
+    """Raw probabilities and the gate's refusals (none refused when the version has no gate)."""
+    model = load_model(model_path)
+    readout = readout_function(model, positive_index=positive_index, image_size=preprocessing.image_size)
+    raw, pooled, _ = run_readout(readout, images, batch_size=batch_size)
+    if reliability.gate is None:
+        return raw, np.zeros(len(images), dtype=bool)
+    verdicts = reliability.gate.verdicts(gate_features(pooled, images))
+    return raw, np.array([not verdict.assessable for verdict in verdicts], dtype=bool)
 
 
 def _environment() -> dict:

@@ -5,8 +5,8 @@ from django.core.management.base import CommandError
 
 from mlcore.core.dataset import DatasetError, parse_class_aliases
 from mlcore.management.versions import VersionCommand
-from mlcore.reporting import metrics_lines
-from mlcore.services import evaluation_create_external
+from mlcore.reporting import metrics_lines, refusal_lines
+from mlcore.services import evaluation_create_external, evaluation_create_refusals
 
 
 class Command(VersionCommand):
@@ -16,9 +16,18 @@ class Command(VersionCommand):
         super().add_arguments(parser)
         parser.add_argument("--data", required=True, help="Folder with one sub-folder per class.")
         parser.add_argument("--classes", help="Map folders to classes: 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
+        parser.add_argument(
+            "--refusals",
+            action="store_true",
+            help="The folder holds images the model must refuse (any sub-folder names, e.g. CT/, LATERAL/): "
+            "report the share the input gate refuses per sub-folder.",
+        )
 
     def handle(self, *args, **opts):
         version = self.model_version(opts["version"])
+        if opts["refusals"]:
+            self._refusals(version, opts["data"])
+            return
         try:
             evaluation = evaluation_create_external(
                 version=version,
@@ -31,3 +40,12 @@ class Command(VersionCommand):
             raise CommandError(message) from error
         self.stdout.write(f"Evaluation {evaluation.pk} of {version.name} on {evaluation.data_dir}:")
         self.stdout.write("\n".join(metrics_lines(evaluation.metrics)))
+
+    def _refusals(self, version, data_dir):
+        try:
+            evaluation = evaluation_create_refusals(version=version, data_dir=data_dir, log=self.stdout.write)
+        except (DatasetError, ValidationError, ValueError) as error:
+            message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            raise CommandError(message) from error
+        self.stdout.write(f"Input gate of {version.name} on {evaluation.data_dir} (evaluation {evaluation.pk}):")
+        self.stdout.write("\n".join(refusal_lines(evaluation.metrics)))

@@ -6,7 +6,9 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from mlcore.core.calibration import BAND_MAX_ERROR
 from mlcore.core.dataset import DatasetError, parse_class_aliases
+from mlcore.core.gate import DEFAULT_QUANTILE
 from mlcore.core.model import ModelConfig, WeightsError
 from mlcore.core.pipeline import RunOptions
 from mlcore.core.preprocessing import PreprocessingSpec
@@ -63,6 +65,19 @@ class Command(BaseCommand):
         augmentation.add_argument("--rotation", type=float, default=15.0, help="Degrees; 0 turns it off.")
         augmentation.add_argument("--zoom", type=float, default=0.0)
         augmentation.add_argument("--contrast", type=float, default=0.0)
+        trust = parser.add_argument_group("reliability (fitted on the validation split)")
+        trust.add_argument(
+            "--gate-quantile",
+            type=float,
+            default=DEFAULT_QUANTILE,
+            help="Share of validation images the input gate must accept; the rest sets its limit.",
+        )
+        trust.add_argument(
+            "--band-max-error",
+            type=float,
+            default=BAND_MAX_ERROR,
+            help="Validation error rate that makes readings near the threshold indeterminate.",
+        )
         store = parser.add_argument_group("version")
         store.add_argument("--name", help="Version name (default v<N>-<timestamp>).")
         store.add_argument("--activate", action="store_true", help="Make the new version active if it succeeds.")
@@ -113,6 +128,8 @@ class Command(BaseCommand):
                 test_fraction=opts["test_fraction"],
                 positive_class=opts["positive_class"],
                 class_aliases=parse_class_aliases(opts["classes"]),
+                gate_quantile=opts["gate_quantile"],
+                band_max_error=opts["band_max_error"],
             )
             version = model_version_train(
                 data_dir=opts["data"],
