@@ -30,6 +30,12 @@ def scan_reading_get(*, scan) -> dict:
     version = scan.model_version
     if version is None:
         return reading | {"unavailable": "No model has read this scan yet."}
+    if scan.status == scan.Status.NOT_ASSESSABLE:
+        return reading | {"unavailable": "Not assessable: the model gives no reading, so no figures apply."}
+    if scan.result == scan.Result.INDETERMINATE:
+        return reading | {
+            "unavailable": "Indeterminate: the model makes no call on this scan, so no predictive values apply."
+        }
     evaluation = model_version_test_evaluation(version=version)
     metrics = evaluation.metrics if evaluation else {}
     sensitivity, specificity = metrics.get("sensitivity") or {}, metrics.get("specificity") or {}

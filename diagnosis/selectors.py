@@ -8,7 +8,6 @@ from django.db.models import (
     Case,
     Count,
     ExpressionWrapper,
-    F,
     OuterRef,
     Q,
     QuerySet,
@@ -20,7 +19,6 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from diagnosis.models import Patient, Scan
-from mlcore.models import ModelVersion
 
 
 def patients_visible_to(user) -> QuerySet[Patient]:
@@ -43,19 +41,15 @@ def scan_get_for_user(*, user, pk: int) -> Scan:
     return get_object_or_404(scans_visible_to(user), pk=pk)
 
 
-# The label the model gives a COVID-positive reading: the version's positive class, or the field's
-# default for scans written without a version (imports, fixtures).
-DEFAULT_POSITIVE_CLASS = ModelVersion._meta.get_field("positive_class").default
-POSITIVE = Q(status=Scan.Status.DONE) & (
-    Q(label=F("model_version__positive_class")) | Q(model_version__isnull=True, label=DEFAULT_POSITIVE_CLASS)
-)
+# "Positive" means one thing everywhere: a done reading whose result is positive (written by the worker
+# from the version's positive class). Indeterminate and not-assessable scans are neither positive nor negative.
+POSITIVE = Q(status=Scan.Status.DONE, result=Scan.Result.POSITIVE)
 AWAITING_REVIEW = Q(status=Scan.Status.DONE, review__isnull=True)
 WORKLIST_FILTERS = {"awaiting": AWAITING_REVIEW, "positive": POSITIVE}
 
 
 def scan_is_positive(scan: Scan) -> bool:
-    positive_class = scan.model_version.positive_class if scan.model_version_id else DEFAULT_POSITIVE_CLASS
-    return scan.status == Scan.Status.DONE and scan.label == positive_class
+    return scan.status == Scan.Status.DONE and scan.result == Scan.Result.POSITIVE
 
 
 def patient_can_manage(*, user, patient: Patient) -> bool:
@@ -79,10 +73,8 @@ def patient_list_for_user(*, user, query: str = "") -> QuerySet[Patient]:
         last_scan_at=Subquery(latest.values("uploaded_at")[:1]),
         last_scan_status=Subquery(latest.values("status")[:1]),
         last_scan_label=Subquery(latest.values("label")[:1]),
+        last_scan_result=Subquery(latest.values("result")[:1]),
         last_scan_probability=Subquery(latest.values("probability")[:1]),
-        last_scan_positive=Subquery(
-            latest.annotate(positive=ExpressionWrapper(POSITIVE, output_field=BooleanField())).values("positive")[:1]
-        ),
     )
     exact_first = Case(When(mrn__iexact=query, then=0), default=1) if query else Value(1)
     return patients.order_by(exact_first, "full_name", "pk")
@@ -112,6 +104,8 @@ def worklist_counts(*, user, since: datetime.datetime) -> dict[str, int]:
         .aggregate(
             pending=Count("pk", filter=Q(status__in=[Scan.Status.PENDING, Scan.Status.PROCESSING])),
             positive=Count("pk", filter=POSITIVE),
+            indeterminate=Count("pk", filter=Q(status=Scan.Status.DONE, result=Scan.Result.INDETERMINATE)),
+            not_assessable=Count("pk", filter=Q(status=Scan.Status.NOT_ASSESSABLE)),
             awaiting_review=Count("pk", filter=AWAITING_REVIEW),
             reviewed=Count("pk", filter=Q(review__isnull=False)),
         )

@@ -87,3 +87,50 @@ def make_version(db, tiny_model_bytes):
         return version
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
+    """The input gate of the tiny network, fitted as training fits it, on generated chest images."""
+    import keras
+    import numpy as np
+
+    from mlcore.core.gate import FeatureGate, gate_features
+    from mlcore.core.gradcam import readout_function, run_readout
+    from mlcore.core.preprocessing import PreprocessingSpec, preprocess
+    from tests.mlcore.synthetic import synthetic_image
+
+    folder = tmp_path_factory.mktemp("gate")
+    (folder / "model.keras").write_bytes(tiny_model_bytes)
+    model = keras.saving.load_model(str(folder / "model.keras"), compile=False)
+    readout = readout_function(model, positive_index=0, image_size=TINY["image_size"])
+    spec = PreprocessingSpec(**TINY)
+
+    def split(n, seed):
+        rng = np.random.default_rng(seed)
+        labels = np.array(["COVID" if i % 2 else "NORMAL" for i in range(n)])
+        images = np.stack([preprocess(synthetic_image(label, rng), spec) for label in labels])
+        return gate_features(run_readout(readout, images)[1], images), labels
+
+    train, labels = split(80, seed=100)
+    validation, _ = split(40, seed=101)
+    gate = FeatureGate.fit(train=train, train_labels=labels, validation=validation, quantile=0.98)
+    gate.save(folder / "gate.npz")
+    return (folder / "gate.npz").read_bytes()
+
+
+@pytest.fixture
+def make_gated_version(make_version, tiny_gate_bytes):
+    """A version with a stored input gate, a calibration temperature and an indeterminate band."""
+
+    def make(name="gated-v1", *, activate=True, band=(0.45, 0.55)) -> ModelVersion:
+        version = make_version(name, activate=False)
+        version.temperature = 2.0
+        version.indeterminate_low, version.indeterminate_high = band
+        version.gate_file.save("gate.npz", ContentFile(tiny_gate_bytes), save=False)
+        version.save()
+        if activate:
+            model_version_activate(version=version)
+        return version
+
+    return make

@@ -11,15 +11,20 @@ import datetime
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from diagnosis.models import Scan
-from mlcore.core.imaging import ImageDecodeError, decode_image
+from diagnosis.signals import scan_read
+from mlcore.core.evaluation import jsonable
+from mlcore.core.gate import colour_share, screen
+from mlcore.core.imaging import DICOM, DicomHeader, ImageDecodeError, decode_image, read_dicom_header, sniff_format
 from mlcore.core.predictor import display_gray, gray_png, overlay_png
 from mlcore.core.preprocessing import preprocess
 from mlcore.inference import active_predictor
@@ -77,80 +82,163 @@ def scans_diagnose(*, first_scan_id: int | None = None, batch_size: int | None =
         raise
 
 
+@dataclass
+class _Prepared:
+    """A claimed scan decoded, checked by what needs no network, and ready for the batch."""
+
+    scan: Scan
+    gray: np.ndarray
+    header: DicomHeader | None
+    colour: float | None
+    preprocess_ms: float
+    network_input: np.ndarray | None = None
+
+
 def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> list[int]:
-    readable, grays, inputs, preprocess_ms = [], [], [], []
+    prepared = []
     for scan in claimed:
         if scan.attempts > MAX_ATTEMPTS:
             _fail(scan, token, f"Gave up after {MAX_ATTEMPTS} attempts: a worker stopped each time.")
             continue
-        started = time.perf_counter()
         try:
-            with scan.image.open("rb") as handle:
-                gray = decode_image(handle.read(), max_pixels=settings.SCAN_MAX_PIXELS)
-            network_input = preprocess(gray, predictor.spec)
+            prepared.append(_prepare(scan, predictor))
         except (ImageDecodeError, OSError) as error:
             _fail(scan, token, f"The image cannot be read: {error}")
-            continue
-        readable.append(scan)
-        grays.append(gray)
-        inputs.append(network_input)
-        preprocess_ms.append((time.perf_counter() - started) * 1000)
-    if not readable:
+    if not prepared:
         return []
 
+    refused_early = [
+        (item, verdict)
+        for item in prepared
+        if not (verdict := screen(header=item.header, colour=item.colour, image_check=None)).assessable
+    ]
+    refused_ids = {id(item) for item, _ in refused_early}
+    to_read = [item for item in prepared if id(item) not in refused_ids]
+    for item in to_read:
+        item.network_input = preprocess(item.gray, predictor.spec)
+
     started = time.perf_counter()
-    readings = predictor.read(np.stack(inputs))
+    readouts = predictor.read(np.stack([item.network_input for item in to_read])) if to_read else []
     network_ms = (time.perf_counter() - started) * 1000
 
-    done = []
-    displays = [display_gray(gray) for gray in grays]
-    for scan, display, reading, prep_ms in zip(readable, displays, readings, preprocess_ms, strict=True):
-        preview_name = scan_store_save(scan, "preview.png", gray_png(display))
-        finished = timezone.now()
-        updated = _held(scan, token).update(
-            status=Scan.Status.DONE,
-            status_message="",
-            result=Scan.Result.POSITIVE if reading.label == predictor.positive_class else Scan.Result.NEGATIVE,
-            label=reading.label,
-            probability=reading.probability,
-            probabilities=reading.probabilities,
-            threshold=reading.threshold,
-            model_version=version,
-            queue_wait_ms=(scan.started_at - scan.uploaded_at).total_seconds() * 1000,
-            preprocess_ms=prep_ms,
-            network_ms=network_ms,
-            total_ms=(finished - scan.uploaded_at).total_seconds() * 1000,
-            batch_size=len(readable),
-            preview=preview_name,
-            finished_at=finished,
-        )
-        if updated:
-            done.append(scan.pk)
-            logger.info(
-                "Scan %s done: %s, p=%.3f, model %s, batch of %d",
-                scan.pk,
-                reading.label,
-                reading.probability,
-                version.name,
-                len(readable),
-            )
-        else:
-            scan.preview.storage.delete(preview_name)
-            logger.warning("Scan %s was taken over by another worker; its result was discarded.", scan.pk)
+    done, finished = [], []
+    for item, verdict in refused_early:
+        if _store_not_assessable(item, verdict, token, version, network_ms=None, batch=len(prepared)):
+            finished.append(item.scan.pk)
+    for item, readout in zip(to_read, readouts, strict=True):
+        verdict = screen(header=item.header, colour=item.colour, image_check=readout.image_check)
+        if not verdict.assessable:
+            if _store_not_assessable(item, verdict, token, version, network_ms=network_ms, batch=len(prepared)):
+                finished.append(item.scan.pk)
+            continue
+        display = display_gray(item.gray)
+        if _store_reading(item, display, readout.reading, verdict, token, version, network_ms, len(prepared)):
+            done.append((item, display, readout))
 
-    for scan, display, network_input in zip(readable, displays, inputs, strict=True):
-        if scan.pk in done:
-            _store_heatmap(scan, display, network_input, predictor, token)
-    return done
+    for item, display, readout in done:
+        if _store_heatmap(item.scan, display, predictor.heatmap(readout.cam), token):
+            finished.append(item.scan.pk)
+    for scan_id in finished:
+        transaction.on_commit(lambda scan_id=scan_id: scan_read.send(sender=Scan, scan_id=scan_id))
+    return [item.scan.pk for item, _, _ in done]
 
 
-def _store_heatmap(scan: Scan, display, network_input, predictor, token: str) -> None:
-    heatmap = predictor.heatmap(network_input)
+def _prepare(scan: Scan, predictor) -> _Prepared:
+    started = time.perf_counter()
+    with scan.image.open("rb") as handle:
+        data = handle.read()
+    gray = decode_image(data, max_pixels=settings.SCAN_MAX_PIXELS)
+    header = read_dicom_header(data) if sniff_format(data[:132]) == DICOM else None
+    return _Prepared(
+        scan=scan,
+        gray=gray,
+        header=header,
+        colour=colour_share(data),
+        preprocess_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _timings(scan: Scan, *, preprocess_ms: float, network_ms: float | None, batch: int) -> dict:
+    finished = timezone.now()
+    return {
+        "queue_wait_ms": (scan.started_at - scan.uploaded_at).total_seconds() * 1000,
+        "preprocess_ms": preprocess_ms,
+        "network_ms": network_ms,
+        "total_ms": (finished - scan.uploaded_at).total_seconds() * 1000,
+        "batch_size": batch,
+        "finished_at": finished,
+    }
+
+
+def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, network_ms, batch: int) -> bool:
+    """The image and the reason, no reading; the claim ends here (no heatmap follows)."""
+    scan = item.scan
+    preview_name = scan_store_save(scan, "preview.png", gray_png(display_gray(item.gray)))
+    updated = _held(scan, token).update(
+        status=Scan.Status.NOT_ASSESSABLE,
+        status_message=verdict.reason[:500],
+        gate=jsonable(verdict.figures),
+        result="",
+        label="",
+        probability=None,
+        raw_probability=None,
+        probabilities={},
+        threshold=None,
+        model_version=version,
+        preview=preview_name,
+        claim_token="",
+        claimed_until=None,
+        **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
+    )
+    if not updated:
+        scan.preview.storage.delete(preview_name)
+        logger.warning("Scan %s was taken over by another worker; its verdict was discarded.", scan.pk)
+        return False
+    logger.info("Scan %s not assessable by model %s: %s", scan.pk, version.name, verdict.reason)
+    return True
+
+
+def _store_reading(item: _Prepared, display, reading, verdict, token, version, network_ms, batch) -> bool:
+    scan = item.scan
+    preview_name = scan_store_save(scan, "preview.png", gray_png(display))
+    updated = _held(scan, token).update(
+        status=Scan.Status.DONE,
+        status_message="",
+        gate=jsonable(verdict.figures),
+        result=reading.result,
+        label=reading.label,
+        probability=reading.probability,
+        raw_probability=reading.raw_probability,
+        probabilities=reading.probabilities,
+        threshold=reading.threshold,
+        model_version=version,
+        preview=preview_name,
+        **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
+    )
+    if not updated:
+        scan.preview.storage.delete(preview_name)
+        logger.warning("Scan %s was taken over by another worker; its result was discarded.", scan.pk)
+        return False
+    logger.info(
+        "Scan %s done: %s (%s), p=%.3f, model %s, batch of %d",
+        scan.pk,
+        reading.result,
+        reading.label or "no call",
+        reading.probability,
+        version.name,
+        batch,
+    )
+    return True
+
+
+def _store_heatmap(scan: Scan, display, heatmap, token: str) -> bool:
     name = scan_store_save(scan, "gradcam.png", overlay_png(display, heatmap))
     if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
         heatmap=name, claim_token="", claimed_until=None
     ):
         scan.heatmap.storage.delete(name)
+        return False
+    return True
 
 
 def scan_store_save(scan: Scan, filename: str, content: bytes) -> str:

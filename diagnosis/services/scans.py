@@ -24,17 +24,21 @@ def scan_create(
 ) -> Scan:
     """Store an upload (checked by content) as a pending scan and queue it once the row is committed.
 
-    A DICOM's own header fills in the view and acquisition date the doctor left blank.
+    A DICOM's own header fills in the view and acquisition date the doctor left blank (what the doctor
+    chose wins), and names the device (manufacturer, station) for monitoring per device.
     """
     checked = validate_xray_upload(image)
-    if checked.file_type == Scan.FileType.DICOM and not (view and acquisition_date):
-        view, acquisition_date = _fill_from_dicom_header(image, view=view, acquisition_date=acquisition_date)
+    header = read_dicom_header(image) if checked.file_type == Scan.FileType.DICOM else None
+    if header is not None:
+        view, acquisition_date = view or header.view_position, acquisition_date or header.study_date
     scan = Scan(
         patient=patient,
         original_filename=(getattr(image, "name", "") or "")[:255],
         file_type=checked.file_type,
         view=view,
         acquisition_date=acquisition_date,
+        manufacturer=header.manufacturer[:64] if header else "",
+        station_name=header.station_name[:64] if header else "",
         uploaded_by=uploaded_by,
         status=Scan.Status.PENDING,
     )
@@ -43,12 +47,6 @@ def scan_create(
     scan.save()
     transaction.on_commit(lambda: queue_scan(scan.pk))
     return scan
-
-
-def _fill_from_dicom_header(image, *, view: str, acquisition_date: datetime.date | None):
-    """The file decoded as DICOM already, so its header reads too; what the doctor chose still wins."""
-    header = read_dicom_header(image)
-    return view or header.view_position, acquisition_date or header.study_date
 
 
 QUEUED_LATER_MESSAGE = "Queued for the next available worker."
@@ -91,6 +89,10 @@ def scan_review(*, scan: Scan, reviewer, agrees_with_model: bool, final_finding:
     scan = Scan.objects.select_for_update().get(pk=scan.pk)
     if scan.status != Scan.Status.DONE:
         raise ValidationError("Only a scan with a result can be reviewed.", code="not_done")
+    if agrees_with_model and scan.result == Scan.Result.INDETERMINATE:
+        raise ValidationError(
+            {"agrees_with_model": "The model made no call on this scan (indeterminate): give your own finding."}
+        )
     if agrees_with_model and final_finding != scan.label:
         raise ValidationError(
             {

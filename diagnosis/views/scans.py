@@ -11,9 +11,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from covidxray.audit import record_access
 from diagnosis.forms import ReviewForm
-from diagnosis.models import Review
+from diagnosis.models import Review, Scan
 from diagnosis.reading import scan_reading_get
-from diagnosis.selectors import scan_get_for_user
+from diagnosis.selectors import scan_get_for_user, scan_is_positive
 from diagnosis.services.scans import scan_review
 
 
@@ -60,7 +60,7 @@ def scan_review_submit(request, pk: int):
 def scan_report(request, pk: int):
     """One printable page per scan; a scan without a result has none, and its page says only that."""
     scan = scan_get_for_user(user=request.user, pk=pk)
-    if scan.status != scan.Status.DONE:
+    if scan.status not in REPORTED:
         return render(request, "diagnosis/scan_report.html", {"scan": scan, "available": False}, status=404)
     record_access(scan, what="report")
     context = {
@@ -99,10 +99,25 @@ def _percent_of_bar(value: float | None, *, margin: float = 0.0) -> float | None
 
 
 THRESHOLD_LABEL_MARGIN = 12.0
+REPORTED = (Scan.Status.DONE, Scan.Status.NOT_ASSESSABLE)
+RESULT_TEXTS = {
+    Scan.Result.INDETERMINATE: "Indeterminate: the model cannot separate this case",
+}
+
+
+def _band_percent(version) -> dict | None:
+    """The indeterminate band on the probability bar, when the version has one."""
+    if version.indeterminate_low is None or version.indeterminate_high is None:
+        return None
+    left = _percent_of_bar(version.indeterminate_low)
+    return {"left": left, "width": round(_percent_of_bar(version.indeterminate_high) - left, 1)}
 
 
 def scan_status_data(scan) -> dict:
+    """What the scan page, its poller and the report show, in one place (JSON-ready)."""
     version = scan.model_version
+    not_assessable = scan.status == scan.Status.NOT_ASSESSABLE
+    indeterminate = scan.status == scan.Status.DONE and scan.result == scan.Result.INDETERMINATE
     timings = {
         "queue_wait": scan.queue_wait_ms,
         "preprocess": scan.preprocess_ms,
@@ -115,6 +130,17 @@ def scan_status_data(scan) -> dict:
         "status_display": scan.get_status_display(),
         "message": scan.status_message,
         "label": scan.label or None,
+        "result": scan.result or None,
+        "result_display": RESULT_TEXTS.get(scan.result, scan.label) if scan.status == scan.Status.DONE else None,
+        "indeterminate": indeterminate,
+        "not_assessable": not_assessable,
+        "not_assessable_reason": scan.status_message if not_assessable else None,
+        "gate_warning": (scan.gate or {}).get("warning"),
+        "class_probabilities": [
+            {"name": name, "probability": value, "percent": _percent_of_bar(value)}
+            for name, value in (scan.probabilities or {}).items()
+        ],
+        "band_percent": _band_percent(version) if version and scan.probability is not None else None,
         "probability": scan.probability,
         "threshold": scan.threshold,
         "model_version": version.name if version else None,
@@ -124,12 +150,12 @@ def scan_status_data(scan) -> dict:
         "probability_percent": _percent_of_bar(scan.probability),
         "threshold_percent": _percent_of_bar(scan.threshold),
         "threshold_label_percent": _percent_of_bar(scan.threshold, margin=THRESHOLD_LABEL_MARGIN),
-        "positive": None if None in (scan.probability, scan.threshold) else scan.probability >= scan.threshold,
+        "positive": None if scan.status != scan.Status.DONE else scan_is_positive(scan),
         "reading": scan_reading_get(scan=scan),
-        "report_url": reverse("diagnosis:scan_report", args=[scan.pk]) if scan.status == scan.Status.DONE else None,
+        "report_url": reverse("diagnosis:scan_report", args=[scan.pk]) if scan.status in REPORTED else None,
         "preview_url": reverse("diagnosis:scan_image", args=[scan.pk, "preview"]) if scan.preview else None,
         "heatmap_url": reverse("diagnosis:scan_image", args=[scan.pk, "heatmap"]) if scan.heatmap else None,
-        "finished": scan.status == scan.Status.FAILED or bool(scan.heatmap),
+        "finished": scan.status in (scan.Status.FAILED, scan.Status.NOT_ASSESSABLE) or bool(scan.heatmap),
     }
 
 

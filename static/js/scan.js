@@ -141,19 +141,50 @@
     explanation.hidden = !reading.explanation;
   }
 
+  function badgeClass(data, prefix) {
+    if (data.indeterminate) return `${prefix}warning`;
+    return data.positive ? `${prefix}danger` : `${prefix}success`;
+  }
+
+  function renderClassProbabilities(entries) {
+    const list = byId("class-probabilities");
+    list.replaceChildren();
+    for (const entry of entries) {
+      const term = document.createElement("dt");
+      term.className = "col-6";
+      term.textContent = entry.name;
+      const value = document.createElement("dd");
+      value.className = "col-6 mb-0";
+      value.textContent = entry.probability.toFixed(3);
+      list.append(term, value);
+    }
+  }
+
   function renderResult(data) {
     byId("scan-result").hidden = false;
     const label = byId("scan-label");
-    label.textContent = data.label;
-    label.className = `badge ${data.positive ? "text-bg-danger" : "text-bg-success"}`;
+    label.textContent = data.result_display;
+    label.className = `badge ${badgeClass(data, "text-bg-")}`;
     byId("probability-bar").setAttribute("aria-valuenow", String(data.probability_percent));
     const fill = byId("probability-fill");
     fill.style.width = `${data.probability_percent}%`;
-    fill.className = `progress-bar ${data.positive ? "bg-danger" : "bg-success"}`;
+    fill.className = `progress-bar ${badgeClass(data, "bg-")}`;
+    const band = byId("band-marker");
+    band.hidden = !data.band_percent;
+    byId("band-text").hidden = !data.band_percent;
+    if (data.band_percent) {
+      band.style.left = `${data.band_percent.left}%`;
+      band.style.width = `${data.band_percent.width}%`;
+    }
     byId("threshold-marker").style.left = `${data.threshold_percent}%`;
     byId("threshold-label").style.left = `${data.threshold_label_percent}%`;
     show("scan-probability", data.probability.toFixed(3));
     show("scan-threshold", data.threshold.toFixed(3));
+    renderClassProbabilities(data.class_probabilities);
+  }
+
+  function renderVersion(data) {
+    byId("scan-version-block").hidden = false;
     show("scan-version", data.model_version || "");
     renderReading(data.reading);
     for (const [key, text] of Object.entries(data.timings_text)) show(`timing-${key}`, text);
@@ -163,7 +194,12 @@
   function render(data) {
     show("scan-status", data.status_display);
     show("scan-message", data.message || "");
-    if (data.label) renderResult(data);
+    byId("scan-not-assessable").hidden = !data.not_assessable;
+    show("not-assessable-reason", data.not_assessable_reason || "");
+    byId("gate-warning").hidden = !data.gate_warning;
+    show("gate-warning", data.gate_warning || "");
+    if (data.result) renderResult(data);
+    if (data.model_version) renderVersion(data);
     const reviewCard = byId("review-card");
     if (reviewCard && data.status === "done") reviewCard.hidden = false;
     const preview = byId("scan-preview");

@@ -49,3 +49,41 @@ def test_the_scan_page_shows_the_result_without_a_reload(browser, live_server, m
     assert heatmap.get_attribute("src").endswith(f"/scans/{scan.pk}/heatmap.png")
     assert browser.execute_script("return window.notReloaded") is True
     save_screenshot(browser, "scan-result")
+
+
+def test_a_refused_image_shows_its_reason_and_no_reading_without_a_reload(
+    browser, live_server, make_gated_version, patient, doctor
+):
+    from tests.diagnosis.test_input_gate import dicom_upload
+
+    make_gated_version()
+    scan = scan_create(patient=patient, image=dicom_upload(Modality="CT"), uploaded_by=doctor)
+    sign_in(browser, live_server, doctor)
+    browser.get(f"{live_server.url}/scans/{scan.pk}/")
+    wait_for_text(browser, "#scan-status", "Pending")
+
+    scans_diagnose(first_scan_id=scan.pk)
+
+    wait_for_text(browser, "#scan-status", "Not assessable", timeout=20)
+    assert "modality is CT" in browser.find_element(By.ID, "not-assessable-reason").text
+    assert browser.find_element(By.ID, "scan-not-assessable").is_displayed()
+    assert not browser.find_element(By.ID, "scan-result").is_displayed()
+    assert not browser.find_element(By.ID, "review-card").is_displayed()
+    save_screenshot(browser, "scan-not-assessable")
+
+
+def test_an_indeterminate_reading_is_shown_as_such_with_its_band(
+    browser, live_server, make_gated_version, patient, doctor
+):
+    make_gated_version(band=(0.0, 1.0))
+    scan = scan_create(patient=patient, image=xray_upload(seed=5), uploaded_by=doctor)
+    sign_in(browser, live_server, doctor)
+    browser.get(f"{live_server.url}/scans/{scan.pk}/")
+    wait_for_text(browser, "#scan-status", "Pending")
+
+    scans_diagnose(first_scan_id=scan.pk)
+
+    wait_for_text(browser, "#scan-label", "Indeterminate: the model cannot separate this case", timeout=20)
+    assert browser.find_element(By.ID, "band-marker").is_displayed()
+    assert "COVID" in browser.find_element(By.ID, "class-probabilities").text
+    assert "no predictive values" in browser.find_element(By.ID, "reading-unavailable").text
