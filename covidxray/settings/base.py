@@ -122,12 +122,14 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # the outermost proxy saw; 0 = clients connect directly. Throttling and the audit log both use it.
 TRUSTED_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
 
-# Login throttling (django-axes): lock one account, or one client address, after repeated failures.
+# Login throttling (django-axes): failures count per account *and* client address, so nobody can lock
+# another computer out of an account, nor, with their own sign-in, clear their failures against another.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.throttling.login_email"
+# With the combined parameter above, a sign-in clears only that account's failures from that address.
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "covidxray.client_address.client_address"
