@@ -8,22 +8,18 @@ from auditlog.middleware import AuditlogMiddleware
 from auditlog.models import LogEntry
 from django.conf import settings
 
+from covidxray.client_address import client_address
+
 
 class AuditMiddleware(AuditlogMiddleware):
-    """django-auditlog's middleware, but the client address is only taken from X-Forwarded-For
-    behind a proxy the deployment declares (AXES_PROXY_COUNT); otherwise any client could forge it."""
+    """django-auditlog's middleware, with the client address the sign-in throttle also uses: taken from
+    X-Forwarded-For only behind the proxies the deployment declares, so no client can forge it."""
 
     @staticmethod
     def _get_remote_addr(request):
         if settings.AUDITLOG_DISABLE_REMOTE_ADDR:
             return None
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        proxies = settings.AUDIT_TRUSTED_PROXY_COUNT
-        if proxies and forwarded:
-            hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-            if len(hops) >= proxies:
-                return hops[-proxies]
-        return request.META.get("REMOTE_ADDR")
+        return client_address(request)
 
 
 def record_access(instance, *, what: str) -> LogEntry:

@@ -118,16 +118,21 @@ SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_IDLE_SECONDS", default=60 * 60 * 8)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
-# Login throttling (django-axes): lock one account, or one client address, after repeated failures.
+# The client's address (covidxray.client_address): behind this many declared reverse proxies, the one
+# the outermost proxy saw; 0 = clients connect directly. Throttling and the audit log both use it.
+TRUSTED_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
+
+# Login throttling (django-axes): failures count per account *and* client address, so nobody can lock
+# another computer out of an account, nor, with their own sign-in, clear their failures against another.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.throttling.login_email"
+# With the combined parameter above, a sign-in clears only that account's failures from that address.
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = env.tuple("AXES_META_PRECEDENCE_ORDER", default=("REMOTE_ADDR",))
+AXES_CLIENT_IP_CALLABLE = "covidxray.client_address.client_address"
 
 # Security headers. Content-Security-Policy (django-csp): scripts, styles, images and requests from this
 # site only; no plugins, no framing, forms post only here. Inline style *attributes* are allowed
@@ -154,7 +159,6 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # Audit log (django-auditlog): reads and changes of patients and scans, with the client address.
-AUDIT_TRUSTED_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_STORE_JSON_CHANGES = True
 

@@ -62,7 +62,7 @@ def test_a_forged_forwarded_for_header_is_ignored_without_a_declared_proxy(docto
 
 
 def test_behind_a_declared_proxy_the_client_address_is_the_one_it_forwards(doctor_client, patient, settings):
-    settings.AUDIT_TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXY_COUNT = 1
     doctor_client.get(
         reverse("diagnosis:patient_detail", args=[patient.pk]),
         REMOTE_ADDR="10.0.0.1",
