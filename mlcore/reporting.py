@@ -58,9 +58,8 @@ def reliability_lines(metrics: dict) -> list[str]:
 
 def refusal_lines(metrics: dict) -> list[str]:
     gate = metrics.get("gate") or {}
-    if gate.get("unavailable"):
-        return [f"  input gate: {gate['unavailable']}"]
-    lines = [f"  input gate refused {interval(gate.get('refused'))}"]
+    lines = [f"  input gate: {gate['unavailable']}"] if gate.get("unavailable") else []
+    lines.append(f"  input gate refused {interval(gate.get('refused'))}")
     for name, part in (gate.get("per_class") or {}).items():
         refused = part.get("refused", part)
         line = f"    {name}: refused {interval(refused)}"

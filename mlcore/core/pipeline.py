@@ -24,8 +24,16 @@ from mlcore.core.dataset import (
     split_dataset,
 )
 from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, proportion_with_interval
-from mlcore.core.gate import DEFAULT_QUANTILE, IMAGE_CHECK_UNAVAILABLE, FeatureGate, gate_features
+from mlcore.core.gate import (
+    DEFAULT_QUANTILE,
+    IMAGE_CHECK_UNAVAILABLE,
+    FeatureGate,
+    colour_share,
+    gate_features,
+    screen,
+)
 from mlcore.core.gradcam import readout_function, run_readout
+from mlcore.core.imaging import DICOM, read_dicom_header, sniff_format
 from mlcore.core.inference import load_model
 from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
@@ -328,7 +336,7 @@ def evaluate_folder(
         raise DatasetError(f"The folder's classes {dataset.class_names} differ from the model's {class_names}.")
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
-    raw, refused = _read_images(model_path, images, positive_index, preprocessing, reliability, batch_size)
+    raw, refused = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
     calibrated = apply_temperature(raw, reliability.temperature)
     y_positive = np.array([1 if item.label == positive_class else 0 for item in items])
     metrics = evaluate(
@@ -374,12 +382,10 @@ def evaluate_refusals(
     """A folder of images the model should refuse (one sub-folder per kind, e.g. CT/, LATERAL/):
     the share the input gate refuses per folder, and what the model would have called the rest."""
     started = time.perf_counter()
-    if reliability.gate is None:
-        raise DatasetError(IMAGE_CHECK_UNAVAILABLE)
     dataset = discover_image_folders(data_dir)
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
-    raw, refused = _read_images(model_path, images, positive_index, preprocessing, reliability, batch_size)
+    raw, refused = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
     called_positive = apply_temperature(raw, reliability.temperature)[:, positive_index] >= threshold
     labels = [item.label for item in items]
     per_folder = {}
@@ -396,6 +402,8 @@ def evaluate_refusals(
         "gate": {"refused": proportion_with_interval(int(refused.sum()), len(items)), "per_class": per_folder},
         "out_of_distribution": True,
     }
+    if reliability.gate is None:
+        metrics["gate"]["unavailable"] = IMAGE_CHECK_UNAVAILABLE
     summary = _dataset_summary(dataset, items, {"test": list(range(len(items)))}, dataset.skipped + skipped)
     return ExternalEvaluation(
         dataset_summary=summary, metrics=metrics, plots={}, seconds=time.perf_counter() - started
@@ -410,15 +418,19 @@ def _load_all(dataset: Dataset, preprocessing: PreprocessingSpec, *, log: Callab
     return images, items, skipped
 
 
-def _read_images(model_path, images, positive_index, preprocessing, reliability, batch_size):
-    """Raw probabilities and the gate's refusals (none refused when the version has no gate)."""
+def _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size):
+    """Raw probabilities and which images the input gate refuses, by the same checks as the worker:
+    the DICOM header, colour, and the stored distance (when the version has one)."""
     model = load_model(model_path)
     readout = readout_function(model, positive_index=positive_index, image_size=preprocessing.image_size)
     raw, pooled, _ = run_readout(readout, images, batch_size=batch_size)
-    if reliability.gate is None:
-        return raw, np.zeros(len(images), dtype=bool)
-    verdicts = reliability.gate.verdicts(gate_features(pooled, images))
-    return raw, np.array([not verdict.assessable for verdict in verdicts], dtype=bool)
+    checks = reliability.gate.verdicts(gate_features(pooled, images)) if reliability.gate else [None] * len(images)
+    refused = []
+    for item, check in zip(items, checks, strict=True):
+        data = item.path.read_bytes()
+        header = read_dicom_header(data) if sniff_format(data[:132]) == DICOM else None
+        refused.append(not screen(header=header, colour=colour_share(data), image_check=check).assessable)
+    return raw, np.array(refused, dtype=bool)
 
 
 def _environment() -> dict:
