@@ -104,3 +104,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_awaiting_approval(self) -> bool:
         return not self.is_active and self.approved_at is None
+
+
+class DoctorRegistration(User):
+    """The admin's page of registrations awaiting approval. Approving is its own permission here, so that
+    approvers need no right to change accounts, which would let them edit anyone's, their own included."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "doctor awaiting approval"
+        verbose_name_plural = "doctors awaiting approval"
+        permissions = [("approve_doctor", "Can approve doctors' registrations")]

@@ -4,11 +4,16 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied
 from django.core.mail import mail_admins, send_mail
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User, normalize_email_address
+from accounts.selectors import doctors_awaiting_approval
+
+APPROVE_PERMISSION = "accounts.approve_doctor"
+APPROVE_REFUSED = f"Approving doctors needs the permission {APPROVE_PERMISSION} (Can approve doctors' registrations)."
 
 
 @transaction.atomic
@@ -42,12 +47,17 @@ def _notify_staff_of_registration(doctor: User) -> None:
 
 @transaction.atomic
 def doctors_approve(*, doctors: Iterable[User], approved_by: User) -> int:
-    """Activate the given accounts that are not active yet; returns how many were approved."""
+    """Activate those of the given accounts that await approval; returns how many were approved.
+
+    Approval activates nothing else: not a staff account, nor one that staff deactivated (that takes the
+    right to change accounts), so the approve_doctor permission grants no more than its name says.
+    """
+    if not approved_by.has_perm(APPROVE_PERMISSION):
+        raise PermissionDenied(APPROVE_REFUSED)
     approved = 0
     now = timezone.now()
-    for doctor in doctors:
-        if doctor.is_active:
-            continue
+    waiting = doctors_awaiting_approval().filter(pk__in=[doctor.pk for doctor in doctors]).select_for_update()
+    for doctor in waiting:
         doctor.is_active = True
         doctor.approved_at = now
         doctor.approved_by = approved_by

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from diagnosis.models import Patient, Review, Scan
-from diagnosis.services.export import reviewed_scans_export_zip
+from diagnosis.services.export import EXPORT_PERMISSION, reviewed_scans_export_zip
 
 
 class ScanInline(admin.TabularInline):
@@ -75,10 +75,13 @@ class ScanAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Export reviewed scans as a training dataset (zip)", permissions=["view"])
+    def has_export_dataset_permission(self, request) -> bool:
+        return request.user.has_perm(EXPORT_PERMISSION)
+
+    @admin.action(description="Export reviewed scans as a training dataset (zip)", permissions=["export_dataset"])
     def export_training_dataset(self, request, queryset):
         """The selected scans reviewed as COVID or NORMAL, laid out for ``train_model --data``."""
-        archive, summary = reviewed_scans_export_zip(scans=queryset)
+        archive, summary = reviewed_scans_export_zip(scans=queryset, exported_by=request.user)
         if not summary.written:
             archive.close()
             self.message_user(

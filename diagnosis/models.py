@@ -116,6 +116,8 @@ class Scan(models.Model):
     class Meta:
         ordering = ["-uploaded_at"]
         indexes = [models.Index(fields=["status", "uploaded_at"])]
+        # Patient images leave the system with an export: its own right, not implied by reading scans.
+        permissions = [("export_dataset", "Can export reviewed scans as a training dataset")]
 
     def __str__(self) -> str:
         return f"Scan {self.pk} of {self.patient}"

@@ -18,14 +18,20 @@ from django.db.models import (
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from diagnosis.models import Patient, Scan
+from diagnosis.models import Patient, Review, Scan
+
+
+def _in_care_of(user) -> Q:
+    """A doctor's own patients: created by them or shared with them."""
+    return Q(created_by=user) | Q(shared_with=user)
 
 
 def patients_visible_to(user) -> QuerySet[Patient]:
-    """A doctor sees the patients they created or that were shared with them; staff see all."""
-    if user.is_staff:
+    """A doctor sees the patients they created or that were shared with them; anyone else's patients only
+    with the model permission diagnosis.view_patient (given to staff who audit), never for being staff."""
+    if user.has_perm("diagnosis.view_patient"):
         return Patient.objects.all()
-    return Patient.objects.filter(Q(created_by=user) | Q(shared_with=user)).distinct()
+    return Patient.objects.filter(_in_care_of(user)).distinct()
 
 
 def patient_get_for_user(*, user, pk: int) -> Patient:
@@ -34,11 +40,77 @@ def patient_get_for_user(*, user, pk: int) -> Patient:
 
 
 def scans_visible_to(user) -> QuerySet[Scan]:
-    return Scan.objects.filter(patient__in=patients_visible_to(user)).select_related("patient", "model_version")
+    """The scans of the patients the user sees; every scan with diagnosis.view_scan (as the admin's scan list)."""
+    scans = Scan.objects.select_related("patient", "model_version")
+    if user.has_perm("diagnosis.view_scan"):
+        return scans.all()
+    return scans.filter(patient__in=patients_visible_to(user))
 
 
 def scan_get_for_user(*, user, pk: int) -> Scan:
     return get_object_or_404(scans_visible_to(user), pk=pk)
+
+
+def patient_in_care_of(*, user, patient: Patient) -> bool:
+    """The doctor created the patient or it is shared with them: they may work on it without any permission."""
+    return patient.created_by_id == user.pk or patient.shared_with.filter(pk=user.pk).exists()
+
+
+def patient_can_edit(*, user, patient: Patient) -> bool:
+    """Every doctor caring for the patient may correct the record; others need diagnosis.change_patient."""
+    return patient_in_care_of(user=user, patient=patient) or user.has_perm("diagnosis.change_patient")
+
+
+def patient_can_share(*, user, patient: Patient) -> bool:
+    """Whom a patient is shared with is the creator's decision, or needs diagnosis.change_patient."""
+    return patient.created_by_id == user.pk or user.has_perm("diagnosis.change_patient")
+
+
+def patient_can_delete(*, user, patient: Patient) -> bool:
+    """Only the creator deletes a patient, or someone with diagnosis.delete_patient."""
+    return patient.created_by_id == user.pk or user.has_perm("diagnosis.delete_patient")
+
+
+def patient_can_upload(*, user, patient: Patient) -> bool:
+    """Doctors caring for the patient add scans; others need diagnosis.add_scan."""
+    return patient_in_care_of(user=user, patient=patient) or user.has_perm("diagnosis.add_scan")
+
+
+def _can_delete_every_scan_of(*, user, patient: Patient) -> bool:
+    return patient.created_by_id == user.pk or user.has_perm("diagnosis.delete_scan")
+
+
+def scan_can_delete(*, user, scan: Scan) -> bool:
+    """Whoever uploaded a scan may take it back; so may the patient's creator, or who has diagnosis.delete_scan."""
+    return scan.uploaded_by_id == user.pk or _can_delete_every_scan_of(user=user, patient=scan.patient)
+
+
+def scan_can_review(*, user, scan: Scan) -> bool:
+    """Doctors caring for the patient review its scans; others need diagnosis.add_review, or
+    diagnosis.change_review to revise an existing review."""
+    if patient_in_care_of(user=user, patient=scan.patient):
+        return True
+    reviewed = Review.objects.filter(scan=scan).exists()
+    return user.has_perm("diagnosis.change_review" if reviewed else "diagnosis.add_review")
+
+
+@dataclass(frozen=True)
+class PatientActions:
+    """What the user may do on a patient's page, so the page offers only that."""
+
+    edit: bool
+    share: bool
+    delete: bool
+    upload: bool
+
+
+def patient_actions_for(*, user, patient: Patient) -> PatientActions:
+    return PatientActions(
+        edit=patient_can_edit(user=user, patient=patient),
+        share=patient_can_share(user=user, patient=patient),
+        delete=patient_can_delete(user=user, patient=patient),
+        upload=patient_can_upload(user=user, patient=patient),
+    )
 
 
 # "Positive" means one thing everywhere: a done reading whose result is positive (written by the worker
@@ -50,16 +122,6 @@ WORKLIST_FILTERS = {"awaiting": AWAITING_REVIEW, "positive": POSITIVE}
 
 def scan_is_positive(scan: Scan) -> bool:
     return scan.status == Scan.Status.DONE and scan.result == Scan.Result.POSITIVE
-
-
-def patient_can_manage(*, user, patient: Patient) -> bool:
-    """Sharing and deleting a patient are for the doctor who created it (and staff), not those it is shared with."""
-    return user.is_staff or patient.created_by_id == user.pk
-
-
-def scan_can_delete(*, user, scan: Scan) -> bool:
-    """Whoever uploaded a scan may take it back; so may the patient's creator (and staff)."""
-    return scan.uploaded_by_id == user.pk or patient_can_manage(user=user, patient=scan.patient)
 
 
 def patient_list_for_user(*, user, query: str = "") -> QuerySet[Patient]:
@@ -114,7 +176,7 @@ def worklist_counts(*, user, since: datetime.datetime) -> dict[str, int]:
 
 def patient_scan_history(*, patient: Patient, user) -> QuerySet[Scan]:
     """The patient's scans, newest first, each saying whether this user may delete it."""
-    can_delete = Value(True) if patient_can_manage(user=user, patient=patient) else Q(uploaded_by=user.pk)
+    can_delete = Value(True) if _can_delete_every_scan_of(user=user, patient=patient) else Q(uploaded_by=user.pk)
     return (
         patient.scans.select_related("model_version", "review")
         .annotate(

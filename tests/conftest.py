@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 
 from accounts.models import User
@@ -33,6 +34,22 @@ def staff_user(db) -> User:
     return User.objects.create_superuser(
         email="staff@hospital.example", password=DOCTOR_PASSWORD, full_name="Grace Hopper"
     )
+
+
+@pytest.fixture
+def make_staff(db):
+    """A staff account (admin sign-in, no superuser) holding exactly the named permissions ("app.codename")."""
+
+    def make(*permissions: str, email="clerk@hospital.example") -> User:
+        user = User.objects.create_user(
+            email=email, password=DOCTOR_PASSWORD, full_name="Staff Member", is_active=True, is_staff=True
+        )
+        for name in permissions:
+            app_label, codename = name.split(".")
+            user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        return User.objects.get(pk=user.pk)  # a fresh instance: no permission cache from before the grants
+
+    return make
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from auditlog.context import set_actor
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -44,6 +45,12 @@ MANIFEST_COLUMNS = (
 )
 # What an export writes: only these may be replaced by an overwrite, so a wrong folder is never emptied.
 EXPORT_ENTRIES = {*CLASS_FOLDERS.values(), MANIFEST_NAME, README_NAME}
+# Its own right (Scan.Meta.permissions): reading scans does not let anyone take them out.
+EXPORT_PERMISSION = "diagnosis.export_dataset"
+EXPORT_REFUSED = (
+    "Exporting reviewed scans needs the permission 'Can export reviewed scans as a training dataset' "
+    f"({EXPORT_PERMISSION}), which {{user}} does not have."
+)
 
 
 class ExportError(Exception):
@@ -80,39 +87,38 @@ def reviewed_scans(*, since: datetime.date | None = None) -> QuerySet[Scan]:
     return scans.filter(review__reviewed_at__date__gte=since) if since else scans
 
 
+def _require_exporter(user) -> None:
+    if not user.has_perm(EXPORT_PERMISSION):
+        raise PermissionDenied(EXPORT_REFUSED.format(user=user.email))
+
+
 def reviewed_scans_export(
     *,
     destination: Path,
+    exported_by,
     scans: QuerySet[Scan] | None = None,
     overwrite: bool = False,
-    actor=None,
 ) -> ExportSummary:
     """Write the originals of reviewed COVID/NORMAL scans, a manifest and a README into `destination`.
 
-    `actor` names who exports in the audit log when no request does (the management command).
+    For use outside a request (the management command): the audit log names `exported_by` as the reader.
     """
-    destination = Path(destination).expanduser()
-    _prepare(destination, overwrite=overwrite)
-    scans = reviewed_scans() if scans is None else scans
-    scans = scans.select_related("review", "uploaded_by").order_by("pk")
-    summary = ExportSummary(destination=destination)
-    if actor is None:
-        rows = _write_images(scans, destination, summary)
-    else:
-        with set_actor(actor):
-            rows = _write_images(scans, destination, summary)
-    _write_manifest(destination / MANIFEST_NAME, rows)
-    _write_readme(destination / README_NAME, summary)
-    return summary
+    _require_exporter(exported_by)
+    with set_actor(exported_by):
+        return _export(destination=destination, scans=scans, overwrite=overwrite)
 
 
-def reviewed_scans_export_zip(*, scans: QuerySet[Scan] | None = None) -> tuple[IO[bytes], ExportSummary]:
-    """The same export as a zip in an anonymous temporary file (gone once closed), for a download."""
+def reviewed_scans_export_zip(*, exported_by, scans: QuerySet[Scan] | None = None) -> tuple[IO[bytes], ExportSummary]:
+    """The same export as a zip in an anonymous temporary file (gone once closed), for a download.
+
+    Within a request, whose audit middleware names the reader and their address.
+    """
+    _require_exporter(exported_by)
     archive = tempfile.TemporaryFile(suffix=".zip")  # noqa: SIM115 (the caller, a download, closes it)
     try:
         with tempfile.TemporaryDirectory(prefix="covidxray-export-") as work:
             folder = Path(work) / "dataset"
-            summary = reviewed_scans_export(destination=folder, scans=scans)
+            summary = _export(destination=folder, scans=scans, overwrite=False)
             with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
                 for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                     bundle.write(path, path.relative_to(folder).as_posix())
@@ -121,6 +127,18 @@ def reviewed_scans_export_zip(*, scans: QuerySet[Scan] | None = None) -> tuple[I
         raise
     archive.seek(0)
     return archive, summary
+
+
+def _export(*, destination: Path, scans: QuerySet[Scan] | None, overwrite: bool) -> ExportSummary:
+    destination = Path(destination).expanduser()
+    _prepare(destination, overwrite=overwrite)
+    scans = reviewed_scans() if scans is None else scans
+    scans = scans.select_related("review", "uploaded_by").order_by("pk")
+    summary = ExportSummary(destination=destination)
+    rows = _write_images(scans, destination, summary)
+    _write_manifest(destination / MANIFEST_NAME, rows)
+    _write_readme(destination / README_NAME, summary)
+    return summary
 
 
 def _prepare(destination: Path, *, overwrite: bool) -> None:

@@ -12,10 +12,11 @@ from django.db import transaction
 
 from accounts.models import normalize_email_address
 from diagnosis.models import Patient, Scan
-from diagnosis.selectors import patient_can_manage, scan_can_delete
+from diagnosis.selectors import patient_can_delete, patient_can_edit, patient_can_share, scan_can_delete
 
 EDITABLE_FIELDS = ("mrn", "full_name", "date_of_birth", "sex", "contact", "notes")
 CREATOR_ONLY = "Only the doctor who created this patient can {action}."
+CARERS_ONLY = "Only the doctors caring for this patient can edit the record."
 UPLOADER_OR_CREATOR_ONLY = "Only the doctor who uploaded this scan, or who created the patient, can delete it."
 
 
@@ -26,8 +27,10 @@ def patient_create(*, created_by, mrn: str, full_name: str, **fields) -> Patient
     return patient
 
 
-def patient_update(*, patient: Patient, **fields) -> Patient:
-    """Change the patient's record; anyone who may see the patient may correct it."""
+def patient_update(*, patient: Patient, updated_by, **fields) -> Patient:
+    """Change the patient's record: any doctor caring for the patient may correct it (see patient_can_edit)."""
+    if not patient_can_edit(user=updated_by, patient=patient):
+        raise PermissionDenied(CARERS_ONLY)
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
@@ -38,17 +41,17 @@ def patient_update(*, patient: Patient, **fields) -> Patient:
     return patient
 
 
-def _require_manager(*, patient: Patient, user, action: str) -> None:
-    if not patient_can_manage(user=user, patient=patient):
+def _require_sharer(*, patient: Patient, user, action: str) -> None:
+    if not patient_can_share(user=user, patient=patient):
         raise PermissionDenied(CREATOR_ONLY.format(action=action))
 
 
 def patient_share(*, patient: Patient, shared_by, doctor=None, doctor_email: str = ""):
-    """Let another approved doctor see and work on the patient; only the creator (or staff) may.
+    """Let another approved doctor see and work on the patient; only the creator may (see patient_can_share).
 
     Returns the doctor, found by `doctor_email` when no `doctor` is given.
     """
-    _require_manager(patient=patient, user=shared_by, action="share it")
+    _require_sharer(patient=patient, user=shared_by, action="share it")
     if doctor is None:
         doctor = (
             get_user_model()
@@ -69,7 +72,7 @@ def patient_share(*, patient: Patient, shared_by, doctor=None, doctor_email: str
 
 def patient_unshare(*, patient: Patient, doctor, shared_by) -> Patient:
     """Stop sharing: the doctor no longer sees the patient (their past uploads and reviews stay)."""
-    _require_manager(patient=patient, user=shared_by, action="stop sharing it")
+    _require_sharer(patient=patient, user=shared_by, action="stop sharing it")
     patient.shared_with.remove(doctor)
     return patient
 
@@ -89,15 +92,16 @@ def _delete_files_after_commit(scans) -> None:
 
 @transaction.atomic
 def patient_delete(*, patient: Patient, deleted_by) -> None:
-    """Delete the patient with all their scans and reviews; only the creator (or staff) may."""
-    _require_manager(patient=patient, user=deleted_by, action="delete it")
+    """Delete the patient with all their scans and reviews; only the creator may (see patient_can_delete)."""
+    if not patient_can_delete(user=deleted_by, patient=patient):
+        raise PermissionDenied(CREATOR_ONLY.format(action="delete it"))
     _delete_files_after_commit(list(patient.scans.all()))
     patient.delete()
 
 
 @transaction.atomic
 def scan_delete(*, scan: Scan, deleted_by) -> None:
-    """Delete a scan, e.g. one uploaded to the wrong patient: by its uploader, the patient's creator or staff.
+    """Delete a scan, e.g. one uploaded to the wrong patient: by its uploader or the patient's creator.
 
     A worker reading it at the time finds it gone and discards its result.
     """

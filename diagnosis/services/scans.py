@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from diagnosis.models import Patient, Review, Scan
+from diagnosis.selectors import patient_can_upload, scan_can_review
 from diagnosis.validators import validate_xray_upload
 from mlcore.core.imaging import read_dicom_header
+
+UPLOAD_REFUSED = "Only the doctors caring for this patient can upload X-rays for them."
+REVIEW_REFUSED = "Only the doctors caring for this patient can review their scans."
 
 
 def scan_create(
@@ -27,6 +31,8 @@ def scan_create(
     A DICOM's own header fills in the view and acquisition date the doctor left blank (what the doctor
     chose wins), and names the device (manufacturer, station) for monitoring per device.
     """
+    if not patient_can_upload(user=uploaded_by, patient=patient):
+        raise PermissionDenied(UPLOAD_REFUSED)
     checked = validate_xray_upload(image)
     header = read_dicom_header(image) if checked.file_type == Scan.FileType.DICOM else None
     if header is not None:
@@ -86,6 +92,8 @@ def scans_requeue_stale(*, now: datetime.datetime | None = None) -> int:
 @transaction.atomic
 def scan_review(*, scan: Scan, reviewer, agrees_with_model: bool, final_finding: str, comment: str = "") -> Review:
     """Record (or revise) the doctor's review of a diagnosed scan."""
+    if not scan_can_review(user=reviewer, scan=scan):
+        raise PermissionDenied(REVIEW_REFUSED)
     scan = Scan.objects.select_for_update().get(pk=scan.pk)
     if scan.status != Scan.Status.DONE:
         raise ValidationError("Only a scan with a result can be reviewed.", code="not_done")

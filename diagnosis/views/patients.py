@@ -11,7 +11,9 @@ from django.views.decorators.http import require_POST
 from covidxray.audit import record_access
 from diagnosis.forms import PatientForm, PatientShareForm, ScanUploadForm
 from diagnosis.selectors import (
-    patient_can_manage,
+    patient_actions_for,
+    patient_can_delete,
+    patient_can_edit,
     patient_get_for_user,
     patient_list_for_user,
     patient_scan_history,
@@ -20,6 +22,7 @@ from diagnosis.selectors import (
     scan_get_for_user,
 )
 from diagnosis.services.patients import (
+    CARERS_ONLY,
     CREATOR_ONLY,
     UPLOADER_OR_CREATOR_ONLY,
     patient_create,
@@ -62,16 +65,22 @@ class PatientCreateView(View):
 class PatientUpdateView(View):
     def get(self, request, pk: int):
         patient = patient_get_for_user(user=request.user, pk=pk)
+        if not patient_can_edit(user=request.user, patient=patient):
+            return _refused(request, PermissionDenied(CARERS_ONLY), patient)
         record_access(patient, what="patient edit page")
         return self._render(request, patient, PatientForm(instance=patient))
 
     def post(self, request, pk: int):
         patient = patient_get_for_user(user=request.user, pk=pk)
+        if not patient_can_edit(user=request.user, patient=patient):
+            return _refused(request, PermissionDenied(CARERS_ONLY), patient)
         heading = str(patient)  # the form writes the submitted values onto the instance while validating
         form = PatientForm(request.POST, instance=patient)
         if form.is_valid():
             try:
-                patient_update(patient=patient, **form.cleaned_data)
+                patient_update(patient=patient, updated_by=request.user, **form.cleaned_data)
+            except PermissionDenied as error:
+                return _refused(request, error, patient)
             except ValidationError as error:
                 form.add_error(None, error)
             else:
@@ -98,7 +107,7 @@ class PatientDetailView(View):
             "scans": patient_scan_history(patient=patient, user=request.user),
             "trend": patient_trend(patient=patient),
             "upload_form": ScanUploadForm(),
-            "can_manage": patient_can_manage(user=request.user, patient=patient),
+            "may": patient_actions_for(user=request.user, patient=patient),
             "shared_with": patient.shared_with.order_by("full_name", "email"),
             "share_form": share_form or PatientShareForm(),
         }
@@ -143,7 +152,7 @@ def patient_unshare_submit(request, pk: int, doctor_pk: int):
 class PatientDeleteView(View):
     def get(self, request, pk: int):
         patient = patient_get_for_user(user=request.user, pk=pk)
-        if not patient_can_manage(user=request.user, patient=patient):
+        if not patient_can_delete(user=request.user, patient=patient):
             return _refused(request, PermissionDenied(CREATOR_ONLY.format(action="delete it")), patient)
         record_access(patient, what="patient delete page")
         context = {"patient": patient, "scan_count": patient.scans.count()}

@@ -2,7 +2,7 @@
 (access-checked)."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,8 +13,8 @@ from covidxray.audit import record_access
 from diagnosis.forms import ReviewForm
 from diagnosis.models import Review, Scan
 from diagnosis.reading import scan_reading_get
-from diagnosis.selectors import scan_get_for_user, scan_is_positive
-from diagnosis.services.scans import scan_review
+from diagnosis.selectors import scan_can_review, scan_get_for_user, scan_is_positive
+from diagnosis.services.scans import REVIEW_REFUSED, scan_review
 
 
 def _review_of(scan) -> Review | None:
@@ -37,17 +37,32 @@ def scan_detail(request, pk: int, review_form: ReviewForm | None = None, status:
             else {}
         )
         review_form = ReviewForm(initial=initial)
-    context = {"scan": scan, "status": scan_status_data(scan), "review": review, "review_form": review_form}
+    context = {
+        "scan": scan,
+        "status": scan_status_data(scan),
+        "review": review,
+        "review_form": review_form,
+        "can_review": scan_can_review(user=request.user, scan=scan),
+    }
     return render(request, "diagnosis/scan_detail.html", context, status=status)
+
+
+def _review_refused(request, scan):
+    messages.error(request, REVIEW_REFUSED)
+    return redirect("diagnosis:scan_detail", pk=scan.pk)
 
 
 @require_POST
 def scan_review_submit(request, pk: int):
     scan = scan_get_for_user(user=request.user, pk=pk)
+    if not scan_can_review(user=request.user, scan=scan):
+        return _review_refused(request, scan)
     form = ReviewForm(request.POST)
     if form.is_valid():
         try:
             scan_review(scan=scan, reviewer=request.user, **form.cleaned_data)
+        except PermissionDenied:
+            return _review_refused(request, scan)
         except ValidationError as error:
             form.add_error(None, error)
         else:

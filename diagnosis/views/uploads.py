@@ -15,8 +15,8 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from diagnosis.forms import ScanUploadForm
-from diagnosis.selectors import patient_get_for_user
-from diagnosis.services.scans import scan_create
+from diagnosis.selectors import patient_can_upload, patient_get_for_user
+from diagnosis.services.scans import UPLOAD_REFUSED, scan_create
 from mlcore.core.imaging import ImageDecodeError, read_dicom_header
 
 DICOM_HEADER_MAX_BYTES = 1024 * 1024
@@ -30,14 +30,26 @@ def wants_json(request) -> bool:
     )
 
 
+def _upload_refused(request, patient):
+    """Someone who may see the patient but not add scans: told so before any file is read."""
+    if wants_json(request):
+        return JsonResponse({"errors": [UPLOAD_REFUSED]}, status=403)
+    messages.error(request, UPLOAD_REFUSED)
+    return redirect("diagnosis:patient_detail", pk=patient.pk)
+
+
 class ScanUploadView(View):
     def get(self, request, pk: int):
         patient = patient_get_for_user(user=request.user, pk=pk)
+        if not patient_can_upload(user=request.user, patient=patient):
+            return _upload_refused(request, patient)
         return self._render(request, patient, ScanUploadForm())
 
     def post(self, request, pk: int):
         """Upload one or several images; if any is refused, none is stored and each error is shown."""
         patient = patient_get_for_user(user=request.user, pk=pk)
+        if not patient_can_upload(user=request.user, patient=patient):
+            return _upload_refused(request, patient)
         form = ScanUploadForm(request.POST, request.FILES)
         if form.is_valid():
             try:
@@ -105,6 +117,8 @@ class ScanUploadView(View):
 def dicom_header(request, pk: int):
     """What the start of a DICOM file says, so the form can offer its view and date and spot a wrong patient."""
     patient = patient_get_for_user(user=request.user, pk=pk)
+    if not patient_can_upload(user=request.user, patient=patient):
+        return JsonResponse({"error": UPLOAD_REFUSED}, status=403)
     part = request.FILES.get("header")
     if part is None:
         return JsonResponse({"error": "Send the start of a DICOM file as 'header'."}, status=400)

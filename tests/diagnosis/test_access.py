@@ -1,4 +1,6 @@
-"""Every diagnosis URL, for every role: another doctor's patient is a 404 everywhere, whatever the method.
+"""Every diagnosis URL, for every role: another doctor's patient is a 404 everywhere, whatever the method,
+for a doctor and for a staff account without permissions alike; a staff account with only
+diagnosis.view_patient reads every page of it and changes nothing.
 
 The routes are found by walking the URL configuration, so a page added later is covered without being
 listed here; only a new kind of URL parameter needs a decision (see VALUE_FOR).
@@ -40,6 +42,10 @@ KNOWN_NAMES = {
     "scan_image",
 }
 STAFF_PAGES = KNOWN_NAMES - {"patient_share", "patient_unshare", "dicom_header", "scan_review"}
+# Pages that only show a patient or scan; every other page (or method) changes something.
+READ_PAGES = {"patient_list", "patient_detail", "scan_detail", "scan_report", "scan_status", "scan_image"}
+OUTSIDERS = [pytest.param("b", id="another-doctor"), pytest.param("clerk", id="staff-without-permissions")]
+WRITES = (LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE)
 
 
 def diagnosis_routes():
@@ -70,13 +76,22 @@ OBJECTLESS_NAMES = ["home"] + [f"diagnosis:{name}" for name, _, params in ROUTES
 
 
 @pytest.fixture
-def world(doctor, make_doctor, patient, diagnosed_scan):
-    """Doctor A's patient and reviewed scan, shared with doctor C; doctor B has no share."""
+def world(doctor, make_doctor, make_staff, patient, diagnosed_scan):
+    """Doctor A's patient and reviewed scan, shared with doctor C; doctor B has no share. Two staff accounts:
+    a clerk with no permission at all, an auditor who may only view patients."""
     colleague = make_doctor(email="c@hospital.example", full_name="Charles Babbage")
     patient.shared_with.add(colleague)
     scan_review(scan=diagnosed_scan, reviewer=doctor, agrees_with_model=True, final_finding="COVID", comment="A's")
     outsider = make_doctor(email="b@hospital.example", full_name="Mallory Outsider")
-    return {"a": doctor, "b": outsider, "c": colleague, "patient": patient, "scan": diagnosed_scan}
+    return {
+        "a": doctor,
+        "b": outsider,
+        "c": colleague,
+        "clerk": make_staff(email="clerk@hospital.example"),
+        "auditor": make_staff("diagnosis.view_patient", email="auditor@hospital.example"),
+        "patient": patient,
+        "scan": diagnosed_scan,
+    }
 
 
 def url_for(name, route, params, kind, world, *, pk=None):
@@ -146,8 +161,9 @@ def test_every_pk_route_says_whether_it_is_about_a_patient_or_a_scan():
 
 @pytest.mark.parametrize(("name", "route", "params", "kind"), OBJECT_CASES)
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_another_doctor_gets_404_and_changes_nothing(world, name, route, params, kind, method):
-    outsider = signed_in(world["b"])
+@pytest.mark.parametrize("role", OUTSIDERS)
+def test_an_outsider_gets_404_and_changes_nothing(world, role, name, route, params, kind, method):
+    outsider = signed_in(world[role])
     before = snapshot(world)
     send = getattr(outsider, method)
 
@@ -157,13 +173,14 @@ def test_another_doctor_gets_404_and_changes_nothing(world, name, route, params,
     assert response.status_code in (404, 405), f"{method.upper()} {name} answered {response.status_code}"
     assert response.status_code == missing.status_code, "the answer must not tell that A's record exists"
     assert snapshot(world) == before
-    assert not LogEntry.objects.filter(actor=world["b"]).exists()
+    assert not LogEntry.objects.filter(actor=world[role]).exists()
 
 
 @pytest.mark.parametrize("name", OBJECTLESS_NAMES)
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_pages_without_an_object_show_another_doctor_none_of_a_patients(world, name, method):
-    outsider = signed_in(world["b"])
+@pytest.mark.parametrize("role", OUTSIDERS)
+def test_pages_without_an_object_show_an_outsider_none_of_a_patients(world, role, name, method):
+    outsider = signed_in(world[role])
     before = snapshot(world)
 
     response = getattr(outsider, method)(reverse(name))
@@ -171,9 +188,9 @@ def test_pages_without_an_object_show_another_doctor_none_of_a_patients(world, n
     assert response.status_code < 500
     html = response.content.decode()
     for secret in (world["patient"].mrn, world["patient"].full_name):
-        assert secret not in html, f"{method.upper()} {name} shows {secret!r} to another doctor"
+        assert secret not in html, f"{method.upper()} {name} shows {secret!r} to {role}"
     assert snapshot(world) == before
-    assert not LogEntry.objects.filter(actor=world["b"]).exists()
+    assert not LogEntry.objects.filter(actor=world[role]).exists()
 
 
 @pytest.mark.parametrize("name", ["home", "diagnosis:patient_list"])
@@ -207,3 +224,42 @@ def test_staff_open_every_page(world, staff_client, name, route, params, kind):
         assert response.status_code in (200, 405), f"{name} answered {response.status_code}"
         if response.status_code == 405:
             assert "GET" not in response["Allow"]
+
+
+def without_log(state: dict) -> dict:
+    return {key: value for key, value in state.items() if key != "log"}
+
+
+@pytest.mark.parametrize(("name", "route", "params", "kind"), OBJECT_CASES)
+def test_view_only_staff_read_every_page_and_are_refused_every_change(world, name, route, params, kind):
+    auditor = signed_in(world["auditor"])
+    before = snapshot(world)
+
+    response = auditor.get(url_for(name, route, params, kind, world))
+
+    if name in READ_PAGES:
+        assert response.status_code == 200, f"{name} answered {response.status_code}"
+    else:
+        assert response.status_code in (302, 405), f"{name} answered {response.status_code}"
+        if response.status_code == 302:
+            assert response["Location"] == reverse("diagnosis:patient_detail", args=[world["patient"].pk])
+    assert without_log(snapshot(world)) == without_log(before)
+
+
+@pytest.mark.parametrize(("name", "route", "params", "kind"), OBJECT_CASES)
+def test_view_only_staff_change_nothing_whatever_they_post(world, name, route, params, kind):
+    auditor = signed_in(world["auditor"])
+    before = snapshot(world)
+
+    response = auditor.post(url_for(name, route, params, kind, world), attack_data(world))
+
+    assert response.status_code in (200, 302, 403, 405), f"POST {name} answered {response.status_code}"
+    assert without_log(snapshot(world)) == without_log(before)
+    assert not LogEntry.objects.filter(actor=world["auditor"], action__in=WRITES).exists()
+
+
+@pytest.mark.parametrize("name", ["home", "diagnosis:patient_list"])
+def test_view_only_staff_see_every_doctors_patient_on_the_lists(world, name):
+    html = signed_in(world["auditor"]).get(reverse(name)).content.decode()
+
+    assert world["patient"].mrn in html

@@ -9,8 +9,10 @@ import numpy as np
 import pydicom
 import pytest
 from auditlog.models import LogEntry
+from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
@@ -73,6 +75,12 @@ def make_scan(patient, *, label="COVID", finding=None, file_type="PNG", content=
 
 
 @pytest.fixture
+def exporter(make_staff):
+    """Staff with the export's own permission and no other."""
+    return make_staff("diagnosis.export_dataset", email="exporter@hospital.example")
+
+
+@pytest.fixture
 def other_patient(doctor):
     return Patient.objects.create(mrn=PEOPLE[2], full_name=PEOPLE[3], created_by=doctor)
 
@@ -105,10 +113,12 @@ def original(scan: Scan) -> bytes:
         return handle.read()
 
 
-def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_dicom_de_identified(mix, tmp_path):
+def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_dicom_de_identified(
+    mix, exporter, tmp_path
+):
     dest = tmp_path / "export"
 
-    summary = reviewed_scans_export(destination=dest)
+    summary = reviewed_scans_export(destination=dest, exported_by=exporter)
 
     covid, jpeg_scan, dicom_scan = mix["covid"], mix["normal_jpeg"], mix["normal_dicom"]
     images = {name: data for name, data in files_under(dest).items() if "/" in name}
@@ -138,9 +148,9 @@ def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_di
     assert "Skipped 1: final finding Indeterminate is not a training class." in summary.as_text()
 
 
-def test_the_manifest_names_patients_only_by_a_keyed_hash(mix, patient, other_patient, tmp_path):
+def test_the_manifest_names_patients_only_by_a_keyed_hash(mix, exporter, patient, other_patient, tmp_path):
     dest = tmp_path / "export"
-    reviewed_scans_export(destination=dest)
+    reviewed_scans_export(destination=dest, exported_by=exporter)
 
     rows = manifest(dest)
     covid, jpeg_scan, dicom_scan = mix["covid"], mix["normal_jpeg"], mix["normal_dicom"]
@@ -174,9 +184,11 @@ def test_the_pseudonymous_id_depends_on_the_secret_key(patient, settings):
     assert pseudonymous_patient_id(patient.pk) != before
 
 
-def test_the_export_is_a_dataset_train_model_reads_with_patient_groups(mix, patient, other_patient, tmp_path):
+def test_the_export_is_a_dataset_train_model_reads_with_patient_groups(
+    mix, exporter, patient, other_patient, tmp_path
+):
     dest = tmp_path / "export"
-    reviewed_scans_export(destination=dest)
+    reviewed_scans_export(destination=dest, exported_by=exporter)
 
     dataset = discover_dataset(dest)
 
@@ -194,9 +206,9 @@ def test_the_export_is_a_dataset_train_model_reads_with_patient_groups(mix, pati
     assert {item.source for item in dataset.items} == {"covidxray-review:st-marys-hospital"}
 
 
-def test_the_folder_is_readable_by_its_owner_only(mix, tmp_path):
+def test_the_folder_is_readable_by_its_owner_only(mix, exporter, tmp_path):
     dest = tmp_path / "export"
-    reviewed_scans_export(destination=dest)
+    reviewed_scans_export(destination=dest, exported_by=exporter)
 
     for folder in (dest, dest / "COVID", dest / "NORMAL"):
         assert folder.stat().st_mode & 0o077 == 0
@@ -204,14 +216,14 @@ def test_the_folder_is_readable_by_its_owner_only(mix, tmp_path):
 
 @pytest.mark.training
 @pytest.mark.django_db(transaction=True)
-def test_train_model_trains_on_an_export_of_reviewed_scans(make_doctor, tmp_path):
+def test_train_model_trains_on_an_export_of_reviewed_scans(make_doctor, exporter, tmp_path):
     doctor = make_doctor()
     for n in range(12):
         label = "COVID" if n % 2 else "NORMAL"
         person = Patient.objects.create(mrn=f"MRN-T{n:02d}", full_name=f"Patient {n}", created_by=doctor)
         make_scan(person, label=label, finding=label, content=xray_png(seed=n, label=label))
     dest = tmp_path / "export"
-    call_command("export_reviewed_scans", str(dest), stdout=io.StringIO())
+    call_command("export_reviewed_scans", str(dest), "--by", exporter.email, stdout=io.StringIO())
     out = io.StringIO()
 
     call_command(
@@ -224,32 +236,40 @@ def test_train_model_trains_on_an_export_of_reviewed_scans(make_doctor, tmp_path
     assert version.dataset_summary["skipped"] == []
 
 
-def test_the_command_logs_every_image_read_as_the_named_user(mix, doctor, tmp_path):
+def test_the_command_logs_every_image_read_as_the_named_user(mix, exporter, tmp_path):
     out = io.StringIO()
 
-    call_command("export_reviewed_scans", str(tmp_path / "export"), "--by", doctor.email.upper(), stdout=out)
+    call_command("export_reviewed_scans", str(tmp_path / "export"), "--by", exporter.email.upper(), stdout=out)
 
     reads = LogEntry.objects.filter(action=LogEntry.Action.ACCESS, additional_data={"read": "dataset export"})
     exported = {mix["covid"].pk, mix["normal_jpeg"].pk, mix["normal_dicom"].pk}
     assert {int(entry.object_pk) for entry in reads} == exported
-    assert {entry.actor for entry in reads} == {doctor}
+    assert {entry.actor for entry in reads} == {exporter}
     assert "Exported 3 reviewed scan(s)" in out.getvalue()
     assert "patient images" in out.getvalue()
 
 
-def test_the_command_refuses_an_unknown_user_and_a_bad_date(mix, tmp_path):
+def test_the_command_refuses_an_unknown_user_and_a_bad_date(mix, exporter, tmp_path):
     with pytest.raises(CommandError, match="No account"):
         call_command("export_reviewed_scans", str(tmp_path / "a"), "--by", "nobody@hospital.example")
     with pytest.raises(CommandError, match="not a date"):
-        call_command("export_reviewed_scans", str(tmp_path / "b"), "--since", "yesterday")
+        call_command("export_reviewed_scans", str(tmp_path / "b"), "--by", exporter.email, "--since", "yesterday")
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b").exists()
 
 
-def test_since_leaves_out_scans_reviewed_before_that_day(mix, tmp_path):
+def test_since_leaves_out_scans_reviewed_before_that_day(mix, exporter, tmp_path):
     Review.objects.filter(scan=mix["covid"]).update(reviewed_at="2020-01-01T12:00:00Z")
 
-    call_command("export_reviewed_scans", str(tmp_path / "export"), "--since", "2021-01-01", stdout=io.StringIO())
+    call_command(
+        "export_reviewed_scans",
+        str(tmp_path / "export"),
+        "--by",
+        exporter.email,
+        "--since",
+        "2021-01-01",
+        stdout=io.StringIO(),
+    )
 
     assert [row["scan_id"] for row in manifest(tmp_path / "export")] == [
         str(mix["normal_jpeg"].pk),
@@ -257,24 +277,24 @@ def test_since_leaves_out_scans_reviewed_before_that_day(mix, tmp_path):
     ]
 
 
-def test_a_non_empty_destination_is_refused_and_nothing_is_written(mix, tmp_path):
+def test_a_non_empty_destination_is_refused_and_nothing_is_written(mix, exporter, tmp_path):
     dest = tmp_path / "export"
     dest.mkdir()
     (dest / "notes.txt").write_text("mine")
 
     with pytest.raises(CommandError, match="not empty"):
-        call_command("export_reviewed_scans", str(dest))
+        call_command("export_reviewed_scans", str(dest), "--by", exporter.email)
 
     assert files_under(dest) == {"notes.txt": b"mine"}
     assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
 
 
-def test_overwrite_replaces_an_earlier_export_but_never_other_files(mix, tmp_path):
+def test_overwrite_replaces_an_earlier_export_but_never_other_files(mix, exporter, tmp_path):
     dest = tmp_path / "export"
-    reviewed_scans_export(destination=dest)
+    reviewed_scans_export(destination=dest, exported_by=exporter)
     Review.objects.filter(scan=mix["covid"]).update(final_finding="OTHER", agrees_with_model=False)
 
-    summary = reviewed_scans_export(destination=dest, overwrite=True)
+    summary = reviewed_scans_export(destination=dest, exported_by=exporter, overwrite=True)
 
     assert summary.counts == {"COVID": 0, "NORMAL": 2}
     assert not any(dest.joinpath("COVID").iterdir())
@@ -282,15 +302,15 @@ def test_overwrite_replaces_an_earlier_export_but_never_other_files(mix, tmp_pat
 
     (dest / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="not from an export"):
-        reviewed_scans_export(destination=dest, overwrite=True)
+        reviewed_scans_export(destination=dest, exported_by=exporter, overwrite=True)
     assert (dest / "NORMAL").is_dir()
     assert (dest / "notes.txt").read_text() == "mine"
 
 
-def test_a_missing_original_is_skipped_with_its_reason(mix, tmp_path):
+def test_a_missing_original_is_skipped_with_its_reason(mix, exporter, tmp_path):
     mix["covid"].image.storage.delete(mix["covid"].image.name)
 
-    summary = reviewed_scans_export(destination=tmp_path / "export")
+    summary = reviewed_scans_export(destination=tmp_path / "export", exported_by=exporter)
 
     assert (mix["covid"].pk, "the original image is missing from storage") in summary.skipped
     assert summary.counts == {"COVID": 0, "NORMAL": 2}
@@ -343,3 +363,53 @@ def test_doctors_cannot_use_the_admin_export(doctor_client, mix):
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
     assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
+
+
+def export_reads():
+    return LogEntry.objects.filter(action=LogEntry.Action.ACCESS, additional_data={"read": "dataset export"})
+
+
+def test_the_export_needs_its_own_permission_and_writes_nothing_without_it(mix, make_staff, tmp_path):
+    reader = make_staff("diagnosis.view_patient", "diagnosis.view_scan", "diagnosis.view_review")
+    dest = tmp_path / "export"
+
+    with pytest.raises(PermissionDenied, match=r"diagnosis\.export_dataset"):
+        reviewed_scans_export(destination=dest, exported_by=reader)
+    with pytest.raises(CommandError, match=r"diagnosis\.export_dataset"):
+        call_command("export_reviewed_scans", str(dest), "--by", reader.email)
+
+    assert not dest.exists()
+    assert not export_reads().exists()
+
+
+def test_the_command_needs_to_know_who_exports(mix, tmp_path):
+    with pytest.raises(CommandError, match="--by"):
+        call_command("export_reviewed_scans", str(tmp_path / "export"))
+
+    assert not (tmp_path / "export").exists()
+
+
+def test_staff_who_may_view_scans_are_neither_offered_nor_given_the_admin_export(make_staff, mix):
+    client = Client()
+    client.force_login(make_staff("diagnosis.view_scan"))
+
+    page = client.get(reverse("admin:diagnosis_scan_changelist"))
+    response = changelist_action(client, [mix["covid"], mix["normal_jpeg"]])
+
+    assert page.status_code == 200
+    assert "export_training_dataset" not in page.content.decode()
+    assert response.get("Content-Type") != "application/zip"
+    assert not export_reads().exists()
+
+
+def test_staff_with_the_export_permission_download_the_zip(make_staff, mix):
+    exporter = make_staff("diagnosis.view_scan", "diagnosis.export_dataset")
+    client = Client()
+    client.force_login(exporter)
+
+    page = client.get(reverse("admin:diagnosis_scan_changelist"))
+    response = changelist_action(client, [mix["covid"]])
+
+    assert "export_training_dataset" in page.content.decode()
+    assert response["Content-Type"] == "application/zip"
+    assert {entry.actor for entry in export_reads()} == {exporter}

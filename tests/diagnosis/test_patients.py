@@ -169,9 +169,9 @@ def test_a_doctor_it_is_shared_with_may_edit(colleague, patient):
     assert patient.full_name == "A. Turing"
 
 
-def test_the_update_service_refuses_fields_outside_the_form(patient, other_doctor):
+def test_the_update_service_refuses_fields_outside_the_form(patient, doctor, other_doctor):
     with pytest.raises(ValueError, match="created_by"):
-        patient_update(patient=patient, created_by=other_doctor)
+        patient_update(patient=patient, updated_by=doctor, created_by=other_doctor)
 
 
 # Another doctor's patient does not exist for them

@@ -4,6 +4,7 @@ import datetime
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
 from diagnosis.services.export import ExportError, reviewed_scans, reviewed_scans_export
@@ -23,25 +24,31 @@ class Command(BaseCommand):
         parser.add_argument("destination", help="An empty folder (created if missing).")
         parser.add_argument("--since", help="Only scans reviewed on or after this date (YYYY-MM-DD).")
         parser.add_argument("--overwrite", action="store_true", help="Replace an earlier export in the folder.")
-        parser.add_argument("--by", metavar="EMAIL", help="The account the audit log records as reading the images.")
+        parser.add_argument(
+            "--by",
+            metavar="EMAIL",
+            required=True,
+            help="The account that exports: it needs the permission diagnosis.export_dataset, and the audit log "
+            "records it as reading the images.",
+        )
 
     def handle(self, *args, **opts):
-        actor = self._actor(opts["by"]) if opts["by"] else None
+        exported_by = self._account(opts["by"])
         since = _date(opts["since"]) if opts["since"] else None
         try:
             summary = reviewed_scans_export(
                 destination=Path(opts["destination"]),
+                exported_by=exported_by,
                 scans=reviewed_scans(since=since),
                 overwrite=opts["overwrite"],
-                actor=actor,
             )
-        except ExportError as error:
+        except (ExportError, PermissionDenied) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(summary.as_text())
         self.stdout.write("The folder contains patient images: keep it on protected storage.")
 
     @staticmethod
-    def _actor(email: str):
+    def _account(email: str):
         try:
             return get_user_model().objects.get_by_natural_key(email)
         except get_user_model().DoesNotExist as error:
