@@ -4,6 +4,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from diagnosis.models import Scan
 from diagnosis.services.inference import scans_diagnose
 from diagnosis.services.scans import scan_create
 from tests.browser import save_screenshot, wait_for_text
@@ -49,3 +50,33 @@ def test_the_scan_page_shows_the_result_without_a_reload(browser, live_server, m
     assert heatmap.get_attribute("src").endswith(f"/scans/{scan.pk}/heatmap.png")
     assert browser.execute_script("return window.notReloaded") is True
     save_screenshot(browser, "scan-result")
+
+
+def test_the_evidence_line_names_its_source_and_caveats_when_the_result_arrives(
+    browser, live_server, doctor, diagnosed_scan, validated_version
+):
+    evaluation = validated_version.evaluations.get()
+    nih = {"n": 200, "positives": 0, "negatives": 200, "confusion_matrix": {"labels": ["NORMAL", "COVID"]}}
+    evaluation.metrics |= {"per_source": {"nih": nih}}
+    evaluation.save()
+    files = {"preview": diagnosed_scan.preview.name, "heatmap": diagnosed_scan.heatmap.name}
+    Scan.objects.filter(pk=diagnosed_scan.pk).update(
+        status="pending", label="", result="", probability=None, preview="", heatmap=""
+    )
+    sign_in(browser, live_server, doctor)
+    browser.get(f"{live_server.url}/scans/{diagnosed_scan.pk}/")
+    wait_for_text(browser, "#scan-status", "Pending")
+    assert not browser.find_element(By.ID, "reading-warning").is_displayed()
+
+    Scan.objects.filter(pk=diagnosed_scan.pk).update(
+        status="done", label="COVID", result="positive", probability=0.91, model_version=validated_version, **files
+    )
+
+    wait_for_text(browser, "#reading-evidence", "the internal test split of 300 images", timeout=20)
+    warning = browser.find_element(By.ID, "reading-warning")
+    assert warning.is_displayed()
+    assert warning.text == "Internal test split: same sources as training; overstates what a new hospital will see."
+    confounded = browser.find_element(By.ID, "reading-confounded")
+    assert confounded.is_displayed()
+    assert confounded.text.startswith("Confounded: nih (only NORMAL).")
+    assert not browser.find_element(By.ID, "reading-band").is_displayed()
