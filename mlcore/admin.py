@@ -201,6 +201,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "test_sensitivity",
         "test_specificity",
         "threshold_display",
+        "evidence_kind",
         "wall_time",
     )
     list_filter = ("status",)
@@ -264,6 +265,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("evaluations")
+
     def has_delete_permission(self, request, obj=None):
         if obj is not None and model_version_active() == obj:
             return False
@@ -316,6 +320,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return evidence_html(
             evaluation_best_evidence(evaluations=version.evaluations.all(), threshold=version.threshold)
         )
+
+    @admin.display(description="scan pages quote")
+    def evidence_kind(self, version):
+        evaluation = evaluation_best_evidence(evaluations=version.evaluations.all(), threshold=version.threshold)
+        return "nothing" if evaluation is None else evaluation.get_kind_display()
 
     @admin.display(description="evaluations")
     def evaluations_link(self, version):

@@ -123,3 +123,14 @@ def test_staff_who_may_only_view_evaluations_cannot_mark_them(client, make_docto
 
     external.refresh_from_db()
     assert external.kind == Evaluation.Kind.EXTERNAL
+
+
+def test_the_version_list_says_which_evidence_each_version_is_quoted_from(staff_client, version):
+    bare = ModelVersion.objects.create(name="bare-v2", status="succeeded", threshold=0.5)
+    add_evaluation(version, Evaluation.Kind.EXTERNAL)
+
+    html = staff_client.get(reverse("admin:mlcore_modelversion_changelist")).content.decode()
+
+    assert '<td class="field-evidence_kind">External validation</td>' in html
+    assert '<td class="field-evidence_kind">nothing</td>' in html
+    assert bare.name in html
