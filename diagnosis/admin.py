@@ -1,13 +1,19 @@
 """Staff see every patient and scan here; images come through the same access-checked view as doctors'."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_GET
 
 from diagnosis.models import Patient, Review, Scan
+from diagnosis.monitoring import model_version_monitoring
 from diagnosis.services.export import EXPORT_PERMISSION, reviewed_scans_export_zip
+from mlcore.models import ModelVersion
 
 
 class ScanInline(admin.TabularInline):
@@ -77,6 +83,26 @@ class ScanAdmin(admin.ModelAdmin):
 
     def has_export_dataset_permission(self, request) -> bool:
         return request.user.has_perm(EXPORT_PERMISSION)
+
+    def get_urls(self):
+        monitoring = self.admin_site.admin_view(require_GET(self.monitoring_view))
+        return [
+            path("monitoring/<int:version_id>/", monitoring, name="diagnosis_scan_monitoring"),
+            *super().get_urls(),
+        ]
+
+    def monitoring_view(self, request, version_id: int):
+        """A model version's figures against doctors' reviews (linked from its page in the mlcore admin)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        context = self.admin_site.each_context(request) | {
+            "title": f"Monitoring of model version {version.name}",
+            "opts": self.model._meta,
+            "version": version,
+            "monitoring": model_version_monitoring(version=version),
+        }
+        return TemplateResponse(request, "admin/diagnosis/scan/monitoring.html", context)
 
     @admin.action(description="Export reviewed scans as a training dataset (zip)", permissions=["export_dataset"])
     def export_training_dataset(self, request, queryset):

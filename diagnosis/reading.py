@@ -5,50 +5,48 @@ among the patients scanned here (COVIDXRAY_PREVALENCE), so they are recomputed f
 specificity. Numbers are given with their texts so that the page, its poller and the report agree.
 """
 
-import math
-
 from django.conf import settings
 
+from diagnosis.models import Scan
 from mlcore.core.evaluation import predictive_value_ranges, predictive_values
-from mlcore.models import Evaluation, ModelVersion
-
-
-def model_version_test_evaluation(*, version: ModelVersion) -> Evaluation | None:
-    """The latest evaluation on the version's own held-out test split (external ones are other populations)."""
-    return version.evaluations.filter(kind=Evaluation.Kind.TEST_SPLIT).order_by("-created_at", "-pk").first()
+from mlcore.models import ModelVersion
+from mlcore.reporting import evidence_description
+from mlcore.selectors import evaluation_best_evidence, evaluation_figures
 
 
 def scan_reading_get(*, scan) -> dict:
-    """JSON-ready validation figures and predictive values for a scan the caller may already see."""
+    """JSON-ready validation figures and predictive values for a scan the caller may already see.
+
+    The figures come from the version's best evidence (mlcore.selectors.evaluation_best_evidence), and
+    ``evidence`` says which it is, with its caveats.
+    """
     prevalence = settings.COVIDXRAY_PREVALENCE
     reading = {
         "prevalence": prevalence,
         "prevalence_text": percent(prevalence, digits=None),
         "available": False,
         "unavailable": "",
+        "evidence": None,
     }
     version = scan.model_version
+    if scan.status == Scan.Status.NOT_ASSESSABLE:
+        return reading | {
+            "unavailable": "Not assessable: the model did not read this image, so no sensitivity, specificity or "
+            "predictive value applies."
+        }
     if version is None:
         return reading | {"unavailable": "No model has read this scan yet."}
-    if scan.status == scan.Status.NOT_ASSESSABLE:
-        return reading | {"unavailable": "Not assessable: the model gives no reading, so no figures apply."}
-    if scan.result == scan.Result.INDETERMINATE:
+    if scan.result == Scan.Result.INDETERMINATE:
         return reading | {
-            "unavailable": "Indeterminate: the model makes no call on this scan, so no predictive values apply."
+            "unavailable": "Indeterminate: the model cannot separate this case, so it makes no call and no "
+            "predictive value applies."
         }
-    evaluation = model_version_test_evaluation(version=version)
-    metrics = evaluation.metrics if evaluation else {}
-    sensitivity, specificity = metrics.get("sensitivity") or {}, metrics.get("specificity") or {}
-    if sensitivity.get("value") is None or specificity.get("value") is None:
-        return reading | {
-            "unavailable": f"Model version {version.name} has no evaluation on a held-out test split with both "
-            "classes, so its sensitivity, specificity and predictive values are not available."
-        }
-    if scan.threshold is not None and not math.isclose(evaluation.threshold, scan.threshold, abs_tol=1e-9):
-        return reading | {
-            "unavailable": f"Model version {version.name} was validated at threshold {evaluation.threshold:.3f}, "
-            f"not at this scan's {scan.threshold:.3f}, so its validation figures do not apply."
-        }
+    evaluations = list(version.evaluations.all())
+    evaluation = evaluation_best_evidence(evaluations=evaluations, threshold=scan.threshold)
+    if evaluation is None:
+        return reading | {"unavailable": _no_evidence(version, evaluations, scan.threshold)}
+    figures = evaluation_figures(metrics=evaluation.metrics)
+    sensitivity, specificity = figures["sensitivity"], figures["specificity"]
     ppv, npv = predictive_values(
         sensitivity=sensitivity["value"], specificity=specificity["value"], prevalence=prevalence
     )
@@ -59,7 +57,8 @@ def scan_reading_get(*, scan) -> dict:
     )
     reading |= {
         "available": True,
-        "test_images": metrics.get("n"),
+        "evidence": evidence_description(evaluation),
+        "images": evaluation.metrics.get("n"),
         "sensitivity": _proportion(sensitivity, "with COVID-19"),
         "specificity": _proportion(specificity, "without COVID-19"),
         "ppv": _predictive(ppv, ranges["ppv"]),
@@ -67,6 +66,19 @@ def scan_reading_get(*, scan) -> dict:
     }
     reading["explanation"] = _explanation(scan, version, reading)
     return reading
+
+
+def _no_evidence(version: ModelVersion, evaluations: list, threshold: float | None) -> str:
+    elsewhere = evaluation_best_evidence(evaluations=evaluations, threshold=None)
+    if elsewhere is not None and threshold is not None:
+        return (
+            f"Model version {version.name} was validated at threshold {elsewhere.threshold:.3f}, "
+            f"not at this scan's {threshold:.3f}, so its validation figures do not apply."
+        )
+    return (
+        f"Model version {version.name} has no evaluation with both classes (local, external or its held-out "
+        "test split), so its sensitivity, specificity and predictive values are not available."
+    )
 
 
 def percent(value: float | None, digits: int | None = 1) -> str:
@@ -79,7 +91,7 @@ def percent(value: float | None, digits: int | None = 1) -> str:
 def _proportion(entry: dict, who: str) -> dict:
     text = (
         f"{percent(entry['value'])} (95% CI {percent(entry['low'])} to {percent(entry['high'])}), "
-        f"{entry['count']} of {entry['total']} test images {who}"
+        f"{entry['count']} of {entry['total']} images {who}"
     )
     return {key: entry[key] for key in ("value", "low", "high", "count", "total")} | {"text": text}
 

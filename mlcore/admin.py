@@ -8,10 +8,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from mlcore.core.evaluation import CONFOUNDED_SOURCE, is_confounded, single_class_sources
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
-from mlcore.reporting import interval, number
-from mlcore.selectors import model_version_active
-from mlcore.services import model_version_activate
+from mlcore.reporting import confounding_text, evidence_description, interval, number
+from mlcore.selectors import evaluation_best_evidence, model_version_active
+from mlcore.services import evaluation_kind_set, model_version_activate
 
 
 def plots_html(plots) -> str:
@@ -163,9 +164,10 @@ def per_source_table(metrics: dict) -> str:
     sources = metrics.get("per_source")
     if not sources:
         return "—"
+    single_class = single_class_sources(metrics)
     body = format_html_join(
         "",
-        "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
                 source,
@@ -174,14 +176,38 @@ def per_source_table(metrics: dict) -> str:
                 number(part.get("accuracy")),
                 interval(part.get("sensitivity")),
                 interval(part.get("specificity")),
+                CONFOUNDED_SOURCE if source in single_class else "",
             )
             for source, part in sources.items()
         ),
     )
     return format_html(
         "<table><thead><tr><th>source</th><th>images</th><th>AUC</th><th>accuracy</th>"
-        "<th>sensitivity (95% CI)</th><th>specificity (95% CI)</th></tr></thead><tbody>{}</tbody></table>",
+        "<th>sensitivity (95% CI)</th><th>specificity (95% CI)</th><th>confounding</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
         body,
+    )
+
+
+def confounding_html(metrics: dict) -> str:
+    """The sources with one class, as a warning; a plain line when there are none (or no sources)."""
+    if not metrics.get("per_source"):
+        return "No sources recorded: confounding by source cannot be checked."
+    if not is_confounded(metrics):
+        return "Every source has both classes."
+    return format_html('<p class="errornote" style="margin:0">{}</p>', confounding_text(single_class_sources(metrics)))
+
+
+def evidence_html(evaluation: Evaluation | None) -> str:
+    if evaluation is None:
+        return "No evaluation with both classes at this version's threshold: scan pages give no figures."
+    evidence = evidence_description(evaluation)
+    notes = [evidence[key] for key in ("warning", "confounded", "band") if evidence[key]]
+    return format_html(
+        '<p style="margin:0">Figures from {} (evaluation {}).</p>{}',
+        evidence["text"],
+        evaluation.pk,
+        format_html_join("", '<p class="errornote" style="margin:4px 0 0">{}</p>', ((note,) for note in notes)),
     )
 
 
@@ -215,6 +241,7 @@ class EvaluationInline(admin.StackedInline):
         "created_at",
         "threshold",
         "summary",
+        "confounding",
         "classification_report",
         "per_source",
         "plots",
@@ -228,6 +255,10 @@ class EvaluationInline(admin.StackedInline):
     @admin.display(description="metrics")
     def summary(self, evaluation):
         return metrics_table(evaluation.metrics)
+
+    @admin.display(description="confounding")
+    def confounding(self, evaluation):
+        return confounding_html(evaluation.metrics)
 
     @admin.display(description="classification report")
     def classification_report(self, evaluation):
@@ -253,6 +284,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "test_sensitivity",
         "test_specificity",
         "threshold_display",
+        "evidence_kind",
         "wall_time",
     )
     list_filter = ("status",)
@@ -272,7 +304,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "threshold_display",
         "threshold_rule",
         "reliability_summary",
+        "evidence",
+        "evaluations_link",
+        "monitoring_link",
         "test_metrics",
+        "test_confounding",
         "classification_report",
         "per_source",
         "validation_summary",
@@ -287,6 +323,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("name", "status", "is_active", "created_at", "finished_at", "command", "error")}),
+        ("Evidence and monitoring", {"fields": ("evidence", "evaluations_link", "monitoring_link")}),
         (
             "Test split",
             {
@@ -294,6 +331,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     "threshold_display",
                     "threshold_rule",
                     "test_metrics",
+                    "test_confounding",
                     "classification_report",
                     "per_source",
                 )
@@ -315,6 +353,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="fitted on the validation split")
     def reliability_summary(self, version):
         return reliability_html(version)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("evaluations")
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and model_version_active() == obj:
@@ -362,6 +403,32 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="metrics")
     def test_metrics(self, version):
         return metrics_table(version.metrics)
+
+    @admin.display(description="figures quoted on scan pages")
+    def evidence(self, version):
+        return evidence_html(
+            evaluation_best_evidence(evaluations=version.evaluations.all(), threshold=version.threshold)
+        )
+
+    @admin.display(description="scan pages quote")
+    def evidence_kind(self, version):
+        evaluation = evaluation_best_evidence(evaluations=version.evaluations.all(), threshold=version.threshold)
+        return "nothing" if evaluation is None else evaluation.get_kind_display()
+
+    @admin.display(description="evaluations")
+    def evaluations_link(self, version):
+        url = reverse("admin:mlcore_evaluation_changelist") + f"?version__id__exact={version.pk}"
+        return format_html('<a href="{}">Mark this version\'s evaluations as local or external</a>', url)
+
+    @admin.display(description="monitoring")
+    def monitoring_link(self, version):
+        """By URL name only: the page is the diagnosis app's, and mlcore never imports diagnosis."""
+        url = reverse("admin:diagnosis_scan_monitoring", args=[version.pk])
+        return format_html('<a href="{}">Monitoring from doctors\' reviews</a>', url)
+
+    @admin.display(description="confounding")
+    def test_confounding(self, version):
+        return confounding_html(version.metrics)
 
     @admin.display(description="classification report")
     def classification_report(self, version):
@@ -457,6 +524,76 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="environment")
     def environment_json(self, version):
         return pretty_json(version.environment)
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    """Staff say here which evaluations are on this hospital's own images (local) and which are external."""
+
+    list_display = (
+        "pk",
+        "version",
+        "kind",
+        "data_dir",
+        "created_at",
+        "images",
+        "sensitivity",
+        "specificity",
+        "confounding",
+    )
+    list_filter = ("kind", "version")
+    list_select_related = ("version",)
+    actions = ["mark_local", "mark_external"]
+    fields = ("version", "kind", "data_dir", "created_at", "threshold", "summary", "confounding", "per_source")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Mark as local (this hospital's images)", permissions=["change"])
+    def mark_local(self, request, queryset):
+        self._mark(request, queryset, Evaluation.Kind.LOCAL)
+
+    @admin.action(description="Mark as external", permissions=["change"])
+    def mark_external(self, request, queryset):
+        self._mark(request, queryset, Evaluation.Kind.EXTERNAL)
+
+    def _mark(self, request, queryset, kind):
+        marked = 0
+        for evaluation in queryset:
+            try:
+                evaluation_kind_set(evaluation=evaluation, kind=kind)
+            except ValidationError as error:
+                self.message_user(request, "; ".join(error.messages), messages.ERROR)
+            else:
+                marked += 1
+        if marked:
+            label = Evaluation.Kind(kind).label
+            self.message_user(request, f"{marked} evaluation(s) marked: {label}.", messages.SUCCESS)
+
+    @admin.display(description="images")
+    def images(self, evaluation):
+        return evaluation.metrics.get("n")
+
+    @admin.display(description="sensitivity")
+    def sensitivity(self, evaluation):
+        return interval(evaluation.metrics.get("sensitivity"))
+
+    @admin.display(description="specificity")
+    def specificity(self, evaluation):
+        return interval(evaluation.metrics.get("specificity"))
+
+    @admin.display(description="confounding")
+    def confounding(self, evaluation):
+        return confounding_html(evaluation.metrics)
+
+    @admin.display(description="metrics")
+    def summary(self, evaluation):
+        return metrics_table(evaluation.metrics)
+
+    @admin.display(description="per source")
+    def per_source(self, evaluation):
+        return per_source_table(evaluation.metrics)
 
 
 @admin.register(ActiveModelVersion)

@@ -1,4 +1,9 @@
-"""Plain-text summaries of metrics for the management commands."""
+"""Plain-text summaries of metrics for the management commands, and which evidence figures come from."""
+
+from pathlib import PurePath
+
+from mlcore.core.evaluation import single_class_sources
+from mlcore.models import Evaluation
 
 
 def interval(entry: dict | None) -> str:
@@ -67,3 +72,50 @@ def refusal_lines(metrics: dict) -> list[str]:
             line += f"; of the rest, called positive {interval(part['called_positive_if_not_refused'])}"
         lines.append(line)
     return lines
+
+
+INTERNAL_WARNING = "Internal test split: same sources as training; overstates what a new hospital will see."
+
+
+def evidence_description(evaluation) -> dict:
+    """Which evidence an evaluation's figures are, in words for doctors and staff, with its caveats."""
+    metrics = evaluation.metrics
+    images = metrics.get("n")
+    if evaluation.kind == Evaluation.Kind.LOCAL:
+        text = f"local evaluation on {images} images of this hospital"
+    elif evaluation.kind == Evaluation.Kind.EXTERNAL:
+        text = f"external validation on {images} images in {PurePath(evaluation.data_dir).name or evaluation.data_dir}"
+    else:
+        text = f"the internal test split of {images} images"
+    return {
+        "kind": evaluation.kind,
+        "text": text,
+        "warning": INTERNAL_WARNING if evaluation.kind == Evaluation.Kind.TEST_SPLIT else "",
+        "confounded": confounding_text(single_class_sources(metrics)),
+        "band": band_text(metrics.get("abstention")),
+    }
+
+
+def confounding_text(single_class: dict[str, str]) -> str:
+    """'' when no source holds one class only."""
+    if not single_class:
+        return ""
+    sources = ", ".join(f"{source} (only {label})" for source, label in single_class.items())
+    return (
+        f"Confounded: {sources}. A source with one class cannot show discrimination, so these figures may "
+        "reward recognising the source rather than the disease."
+    )
+
+
+def band_text(abstention: dict | None) -> str:
+    """'' without an indeterminate band; otherwise what the figures leave out."""
+    if not abstention:
+        return ""
+    share = abstention.get("share_in_band") or {}
+    held = ""
+    if share.get("total"):
+        held = f", which held {share['value'] * 100:.1f}% ({share['count']} of {share['total']}) of these images"
+    return (
+        f"For decisive readings only: figures outside the indeterminate band "
+        f"(P(COVID-19) {abstention['low']:.3f} to {abstention['high']:.3f}){held}."
+    )

@@ -1,9 +1,12 @@
-"""Reads for model versions."""
+"""Reads for model versions and their evaluations."""
+
+import math
+from collections.abc import Iterable
 
 from mlcore.core.calibration import Band
 from mlcore.core.gate import FeatureGate
 from mlcore.core.predictor import Reliability
-from mlcore.models import ActiveModelVersion, ModelVersion
+from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
 
 
 def model_version_active() -> ModelVersion | None:
@@ -30,4 +33,48 @@ def model_version_reliability(*, version: ModelVersion) -> Reliability:
         band=Band(version.indeterminate_low, version.indeterminate_high),
         gate=gate,
         heatmap_scale=version.heatmap_scale,
+    )
+
+
+# Which evaluation a reading quotes, best first: the hospital's own images say most about its patients,
+# another population less, and the test split (same sources as training) least.
+EVIDENCE_ORDER = (Evaluation.Kind.LOCAL, Evaluation.Kind.EXTERNAL, Evaluation.Kind.TEST_SPLIT)
+
+
+def evaluation_figures(*, metrics: dict) -> dict | None:
+    """The sensitivity and specificity that apply to a decisive reading, or None without both classes.
+
+    With an indeterminate band, readings inside it are not calls, so the figures outside it apply.
+    """
+    abstention = metrics.get("abstention")
+    figures = (abstention or {}).get("outside") if abstention else metrics
+    sensitivity, specificity = (figures or {}).get("sensitivity"), (figures or {}).get("specificity")
+    if not sensitivity or not specificity or None in (sensitivity.get("value"), specificity.get("value")):
+        return None
+    return {"sensitivity": sensitivity, "specificity": specificity, "abstention": abstention}
+
+
+def evaluation_best_evidence(*, evaluations: Iterable[Evaluation], threshold: float | None) -> Evaluation | None:
+    """The evaluation whose figures a reading at ``threshold`` quotes: the latest local one, else the
+    latest external one, else the latest test split.
+
+    One at another threshold does not apply (its figures are of other calls), nor one without both
+    classes; ``threshold`` None matches any.
+    """
+    applicable = [
+        evaluation
+        for evaluation in evaluations
+        if evaluation.kind in EVIDENCE_ORDER
+        and evaluation_figures(metrics=evaluation.metrics) is not None
+        and (threshold is None or math.isclose(evaluation.threshold, threshold, abs_tol=1e-9))
+    ]
+    if not applicable:
+        return None
+    return min(
+        applicable,
+        key=lambda evaluation: (
+            EVIDENCE_ORDER.index(evaluation.kind),
+            -evaluation.created_at.timestamp(),
+            -evaluation.pk,
+        ),
     )

@@ -174,10 +174,31 @@ def local_model_file(version: ModelVersion):
         yield target
 
 
+# Evaluations on folders other than the version's own split; staff say which are this hospital's images.
+OTHER_FOLDER_KINDS = (Evaluation.Kind.EXTERNAL, Evaluation.Kind.LOCAL)
+
+
+def _check_other_folder_kind(kind: str) -> None:
+    if kind not in OTHER_FOLDER_KINDS:
+        raise ValidationError(
+            f"An evaluation on another folder is external or local, not {kind!r}; "
+            "only training makes a held-out test split."
+        )
+
+
 def evaluation_create_external(
-    *, version: ModelVersion, data_dir: str | Path, class_aliases=None, log: Callable[[str], None] = print
+    *,
+    version: ModelVersion,
+    data_dir: str | Path,
+    kind: str = Evaluation.Kind.EXTERNAL,
+    class_aliases=None,
+    log: Callable[[str], None] = print,
 ) -> Evaluation:
-    """Evaluate a stored version on another labelled folder and store the metrics and plots."""
+    """Evaluate a stored version on another labelled folder and store the metrics and plots.
+
+    ``kind`` LOCAL marks the folder as this hospital's own labelled images: scan pages quote it first.
+    """
+    _check_other_folder_kind(kind)
     if not version.is_usable:
         raise ValidationError(f"Version {version.name} has no usable model to evaluate.")
     with local_model_file(version) as model_path:
@@ -195,7 +216,7 @@ def evaluation_create_external(
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             version=version,
-            kind=Evaluation.Kind.EXTERNAL,
+            kind=kind,
             data_dir=result.dataset_summary["root"],
             threshold=version.threshold,
             dataset_summary=jsonable(result.dataset_summary),
@@ -229,6 +250,26 @@ def evaluation_create_refusals(*, version: ModelVersion, data_dir: str | Path, l
         dataset_summary=jsonable(result.dataset_summary),
         metrics=jsonable(result.metrics),
     )
+
+
+def evaluation_kind_set(*, evaluation: Evaluation, kind: str) -> Evaluation:
+    """Mark an evaluation on another folder as local (this hospital's images) or external.
+
+    A held-out test split stays what it is: its images come from the training sources whatever staff say.
+    """
+    _check_other_folder_kind(kind)
+    if evaluation.kind == Evaluation.Kind.TEST_SPLIT:
+        raise ValidationError(
+            f"Evaluation {evaluation.pk} is the held-out test split of {evaluation.version}; it cannot be relabelled."
+        )
+    if evaluation.kind == Evaluation.Kind.OUT_OF_DISTRIBUTION:
+        raise ValidationError(
+            f"Evaluation {evaluation.pk} is an input-gate check on images to refuse; it has no figures to quote."
+        )
+    evaluation.kind = kind
+    evaluation.full_clean()
+    evaluation.save(update_fields=["kind"])
+    return evaluation
 
 
 def tflite_export_create(

@@ -174,6 +174,32 @@ def _compact(metrics: dict) -> dict:
     return {key: metrics[key] for key in keep if key in metrics}
 
 
+CONFOUNDED_SOURCE = "confounded: this source cannot show discrimination"
+
+
+def single_class_sources(metrics: dict) -> dict[str, str]:
+    """Sources in ``metrics["per_source"]`` whose images are all of one class, with that class's name.
+
+    Within such a source the model only has to recognise the source (its scanner, its text marks)
+    to be right, so the figures it adds say nothing about telling the classes apart.
+    """
+    single = {}
+    for source, part in (metrics.get("per_source") or {}).items():
+        if not part.get("n"):
+            continue
+        negative_class, positive_class = (part.get("confusion_matrix") or {}).get("labels") or ("negative", "positive")
+        if not part.get("negatives"):
+            single[source] = positive_class
+        elif not part.get("positives"):
+            single[source] = negative_class
+    return single
+
+
+def is_confounded(metrics: dict) -> bool:
+    """A split is confounded when any source with images holds only one class."""
+    return bool(single_class_sources(metrics))
+
+
 def jsonable(value):
     """Plain Python types for JSON columns (NumPy scalars and arrays included; NaN becomes None)."""
     if isinstance(value, dict):

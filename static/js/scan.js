@@ -131,6 +131,12 @@
     byId("reading-unavailable").hidden = reading.available;
     show("reading-unavailable", reading.unavailable);
     if (!reading.available) return;
+    show("reading-evidence", reading.evidence.text);
+    for (const key of ["warning", "confounded", "band"]) {
+      const note = byId(`reading-${key}`);
+      note.textContent = reading.evidence[key];
+      note.hidden = !reading.evidence[key];
+    }
     show("reading-sensitivity", reading.sensitivity.text);
     show("reading-specificity", reading.specificity.text);
     show("reading-ppv", reading.ppv.text);

@@ -37,6 +37,9 @@ def test_the_doctor_pages_and_the_admin_break_no_rule_of_the_policy(
         (f"/admin/diagnosis/scan/{diagnosed_scan.pk}/change/", patient.full_name),
         ("/admin/auditlog/logentry/", "log entr"),
         ("/admin/mlcore/modelversion/", validated_version.name),
+        (f"/admin/mlcore/modelversion/{validated_version.pk}/change/", "Figures from the internal test split"),
+        ("/admin/mlcore/evaluation/", "/data/test"),
+        (f"/admin/diagnosis/scan/monitoring/{validated_version.pk}/", "verification bias"),
     ]
     violations = {}
 

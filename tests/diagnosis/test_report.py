@@ -7,6 +7,7 @@ from auditlog.models import LogEntry
 from django.urls import reverse
 
 from diagnosis.models import Review, Scan
+from mlcore.models import Evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +50,8 @@ def test_the_report_shows_patient_scan_images_result_and_model(doctor_client, sc
         "P(COVID-19) = 0.910",
         "threshold 0.700",
         "Version <strong>validated-v1</strong>",
+        'figures from <span id="report-evidence">the internal test split of 300 images</span>',
+        "Internal test split: same sources as training; overstates what a new hospital will see.",
         "90.0% (95% CI 82.6% to 94.5%)",
         "PPV at 10%",
         "66.7% (range 50.6% to 79.3%)",
@@ -103,3 +106,17 @@ def test_a_scan_without_a_result_has_no_report(doctor_client, scan, status):
     assert f"Scan {scan.pk} has no report yet" in html
     assert "Alan Turing" not in html
     assert not LogEntry.objects.get_for_object(scan).filter(action=LogEntry.Action.ACCESS).exists()
+
+
+def test_the_report_names_a_local_evaluation_and_a_confounded_source(doctor_client, scan, validated_version):
+    evaluation = validated_version.evaluations.get()
+    evaluation.kind = Evaluation.Kind.LOCAL
+    labels = {"confusion_matrix": {"labels": ["NORMAL", "COVID"]}}
+    evaluation.metrics |= {"per_source": {"ward-b": {"n": 4, "positives": 0, "negatives": 4} | labels}}
+    evaluation.save()
+
+    html = report(doctor_client, scan).content.decode()
+
+    assert 'figures from <span id="report-evidence">local evaluation on 300 images of this hospital</span>' in html
+    assert "Internal test split" not in html
+    assert '<p class="small mb-1 fw-semibold" id="report-confounded">Confounded: ward-b (only NORMAL).' in html

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from diagnosis.models import Scan
 from diagnosis.views.scans import duration_text
+from mlcore.models import Evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +26,8 @@ def test_the_page_shows_the_versions_validation_with_intervals_and_counts(doctor
     html = page(doctor_client, scan)
 
     assert "validated-v1" in html
-    assert "90.0% (95% CI 82.6% to 94.5%), 90 of 100 test images with COVID-19" in html
-    assert "95.0% (95% CI 91.0% to 97.3%), 190 of 200 test images without COVID-19" in html
+    assert "90.0% (95% CI 82.6% to 94.5%), 90 of 100 images with COVID-19" in html
+    assert "95.0% (95% CI 91.0% to 97.3%), 190 of 200 images without COVID-19" in html
 
 
 def test_predictive_values_change_with_the_hospitals_prevalence(doctor_client, scan, settings):
@@ -78,9 +79,45 @@ def test_without_a_test_evaluation_the_figures_are_marked_not_available(doctor_c
 
     html = page(doctor_client, scan)
 
-    assert "validated-v1 has no evaluation on a held-out test split" in html
+    assert "validated-v1 has no evaluation with both classes" in html
     assert 'id="reading-available" hidden' in html
     assert "% (range" not in html
+
+
+def test_the_page_says_its_figures_come_from_the_internal_test_split_with_a_warning(doctor_client, scan):
+    html = page(doctor_client, scan)
+
+    assert 'Figures from <span id="reading-evidence">the internal test split of 300 images</span>' in html
+    assert re.search(
+        r'<p id="reading-warning"[^>]*>Internal test split: same sources as training; '
+        r"overstates what a new hospital will see.</p>",
+        html,
+    )
+    assert re.search(r'<p id="reading-confounded"[^>]*hidden>', html)
+
+
+def test_the_page_quotes_a_local_evaluation_without_the_warning(doctor_client, scan, validated_version):
+    evaluation = validated_version.evaluations.get()
+    evaluation.kind = Evaluation.Kind.LOCAL
+    evaluation.save()
+
+    html = page(doctor_client, scan)
+    data = status_json(doctor_client, scan)
+
+    assert '<span id="reading-evidence">local evaluation on 300 images of this hospital</span>' in html
+    assert re.search(r'<p id="reading-warning"[^>]*hidden></p>', html)
+    assert data["reading"]["evidence"]["text"] == "local evaluation on 300 images of this hospital"
+    assert data["reading"]["evidence"]["warning"] == ""
+
+
+def test_a_confounded_test_split_is_flagged_beside_the_figures(doctor_client, scan, validated_version):
+    evaluation = validated_version.evaluations.get()
+    evaluation.metrics |= {"per_source": {"ieee8023": {"n": 5, "positives": 5, "negatives": 0}}}
+    evaluation.save()
+
+    html = page(doctor_client, scan)
+
+    assert re.search(r'<p id="reading-confounded"[^>]*>Confounded: ieee8023 \(only positive\)\.', html)
 
 
 def test_the_status_json_keeps_its_keys_and_adds_the_reading(doctor_client, scan, settings):

@@ -4,6 +4,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from diagnosis.models import Scan
 from diagnosis.services.inference import scans_diagnose
 from diagnosis.services.scans import scan_create
 from tests.browser import save_screenshot, wait_for_text
@@ -86,4 +87,34 @@ def test_an_indeterminate_reading_is_shown_as_such_with_its_band(
     wait_for_text(browser, "#scan-label", "Indeterminate: the model cannot separate this case", timeout=20)
     assert browser.find_element(By.ID, "band-marker").is_displayed()
     assert "COVID" in browser.find_element(By.ID, "class-probabilities").text
-    assert "no predictive values" in browser.find_element(By.ID, "reading-unavailable").text
+    assert "no predictive value" in browser.find_element(By.ID, "reading-unavailable").text
+
+
+def test_the_evidence_line_names_its_source_and_caveats_when_the_result_arrives(
+    browser, live_server, doctor, diagnosed_scan, validated_version
+):
+    evaluation = validated_version.evaluations.get()
+    nih = {"n": 200, "positives": 0, "negatives": 200, "confusion_matrix": {"labels": ["NORMAL", "COVID"]}}
+    evaluation.metrics |= {"per_source": {"nih": nih}}
+    evaluation.save()
+    files = {"preview": diagnosed_scan.preview.name, "heatmap": diagnosed_scan.heatmap.name}
+    Scan.objects.filter(pk=diagnosed_scan.pk).update(
+        status="pending", label="", result="", probability=None, preview="", heatmap=""
+    )
+    sign_in(browser, live_server, doctor)
+    browser.get(f"{live_server.url}/scans/{diagnosed_scan.pk}/")
+    wait_for_text(browser, "#scan-status", "Pending")
+    assert not browser.find_element(By.ID, "reading-warning").is_displayed()
+
+    Scan.objects.filter(pk=diagnosed_scan.pk).update(
+        status="done", label="COVID", result="positive", probability=0.91, model_version=validated_version, **files
+    )
+
+    wait_for_text(browser, "#reading-evidence", "the internal test split of 300 images", timeout=20)
+    warning = browser.find_element(By.ID, "reading-warning")
+    assert warning.is_displayed()
+    assert warning.text == "Internal test split: same sources as training; overstates what a new hospital will see."
+    confounded = browser.find_element(By.ID, "reading-confounded")
+    assert confounded.is_displayed()
+    assert confounded.text.startswith("Confounded: nih (only NORMAL).")
+    assert not browser.find_element(By.ID, "reading-band").is_displayed()

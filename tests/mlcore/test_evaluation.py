@@ -15,10 +15,12 @@ from mlcore.core.evaluation import (
     choose_threshold,
     evaluate,
     expected_calibration_error,
+    is_confounded,
     jsonable,
     predictive_value_ranges,
     predictive_values,
     proportion_with_interval,
+    single_class_sources,
 )
 
 CLASS_NAMES = ["COVID", "NORMAL"]
@@ -206,6 +208,45 @@ def test_per_source_breakdown_when_sources_are_given():
     # compact: the per-source entries leave out curves and reports
     assert "roc" not in site_a
     assert "classification_report" not in site_a
+
+
+def test_sources_with_one_class_are_listed_with_that_class():
+    y = np.array([1, 0, 1, 1, 0, 0, 1])
+    p = np.array([0.9, 0.2, 0.8, 0.7, 0.1, 0.3, 0.6])
+    sources = ["mixed", "mixed", "covid-only", "covid-only", "normal-only", "normal-only", "covid-only"]
+    metrics = evaluate(
+        y_positive=y, p_positive=p, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID", sources=sources
+    )
+
+    assert single_class_sources(metrics) == {"covid-only": "COVID", "normal-only": "NORMAL"}
+    assert is_confounded(metrics) is True
+
+
+def test_a_split_whose_every_source_has_both_classes_is_not_confounded():
+    y = np.array([1, 0, 1, 0])
+    sources = ["a", "a", "b", "b"]
+    metrics = evaluate(
+        y_positive=y,
+        p_positive=y * 0.8,
+        threshold=0.5,
+        class_names=CLASS_NAMES,
+        positive_class="COVID",
+        sources=sources,
+    )
+
+    assert single_class_sources(metrics) == {}
+    assert is_confounded(metrics) is False
+
+
+def test_without_sources_nothing_is_known_to_be_confounded():
+    assert single_class_sources(metrics_at()) == {}
+    assert is_confounded({}) is False
+
+
+def test_a_source_without_images_is_not_counted():
+    metrics = {"per_source": {"empty": {"n": 0, "positives": 0, "negatives": 0}}}
+
+    assert is_confounded(metrics) is False
 
 
 @pytest.mark.parametrize("sources", [None, [None] * 20, [""] * 20])

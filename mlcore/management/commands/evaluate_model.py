@@ -1,10 +1,11 @@
-"""``manage.py evaluate_model --data DIR [--version V]``: external validation of a stored version."""
+"""``manage.py evaluate_model --data DIR [--version V] [--local]``: external or local validation of a version."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from mlcore.core.dataset import DatasetError, parse_class_aliases
 from mlcore.management.versions import VersionCommand
+from mlcore.models import Evaluation
 from mlcore.reporting import metrics_lines, refusal_lines
 from mlcore.services import evaluation_create_external, evaluation_create_refusals
 
@@ -22,6 +23,11 @@ class Command(VersionCommand):
             help="The folder holds images the model must refuse (any sub-folder names, e.g. CT/, LATERAL/): "
             "report the share the input gate refuses per sub-folder.",
         )
+        parser.add_argument(
+            "--local",
+            action="store_true",
+            help="The folder holds this hospital's own labelled images: scan pages quote this evaluation first.",
+        )
 
     def handle(self, *args, **opts):
         version = self.model_version(opts["version"])
@@ -32,13 +38,16 @@ class Command(VersionCommand):
             evaluation = evaluation_create_external(
                 version=version,
                 data_dir=opts["data"],
+                kind=Evaluation.Kind.LOCAL if opts["local"] else Evaluation.Kind.EXTERNAL,
                 class_aliases=parse_class_aliases(opts["classes"]),
                 log=self.stdout.write,
             )
         except (DatasetError, ValidationError, ValueError) as error:
             message = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
             raise CommandError(message) from error
-        self.stdout.write(f"Evaluation {evaluation.pk} of {version.name} on {evaluation.data_dir}:")
+        self.stdout.write(
+            f"Evaluation {evaluation.pk} of {version.name} on {evaluation.data_dir} ({evaluation.get_kind_display()}):"
+        )
         self.stdout.write("\n".join(metrics_lines(evaluation.metrics)))
 
     def _refusals(self, version, data_dir):
