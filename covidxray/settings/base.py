@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "covidxray.audit.AuditMiddleware",
+    # After WhiteNoise, so static files keep their long caching; every other response is no-store.
+    "covidxray.caching.NoStoreMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the outcome of authentication (django-axes' documented placement).
     "axes.middleware.AxesMiddleware",

@@ -141,6 +141,4 @@ def scan_image(request, pk: int, kind: str):
     if not field:
         raise Http404("No such image for this scan.")
     record_access(scan, what=f"{kind} image")
-    response = FileResponse(field.open("rb"), content_type="image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return FileResponse(field.open("rb"), content_type="image/png")
