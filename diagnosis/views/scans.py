@@ -21,23 +21,31 @@ def _review_of(scan) -> Review | None:
     return Review.objects.filter(scan=scan).select_related("reviewer").first()
 
 
-def scan_detail(request, pk: int, review_form: ReviewForm | None = None, status: int = 200):
+@require_GET
+def scan_detail(request, pk: int):
     scan = scan_get_for_user(user=request.user, pk=pk)
-    if request.method == "GET":
-        record_access(scan, what="scan page")
     review = _review_of(scan)
-    if review_form is None:
-        initial = (
-            {
-                "agrees_with_model": "yes" if review.agrees_with_model else "no",
-                "final_finding": review.final_finding,
-                "comment": review.comment,
-            }
-            if review
-            else {}
-        )
-        review_form = ReviewForm(initial=initial)
-    context = {"scan": scan, "status": scan_status_data(scan), "review": review, "review_form": review_form}
+    initial = (
+        {
+            "agrees_with_model": "yes" if review.agrees_with_model else "no",
+            "final_finding": review.final_finding,
+            "comment": review.comment,
+        }
+        if review
+        else {}
+    )
+    return _scan_page(request, scan, review=review, review_form=ReviewForm(initial=initial))
+
+
+def _scan_page(request, scan, *, review: Review | None, review_form: ReviewForm, status: int = 200):
+    """The scan page, shown on a read or with a refused review: either way the patient's scan was seen."""
+    record_access(scan, what="scan page")
+    context = {
+        "scan": scan,
+        "status": scan_status_data(scan),
+        "review": review,
+        "review_form": review_form,
+    }
     return render(request, "diagnosis/scan_detail.html", context, status=status)
 
 
@@ -53,7 +61,7 @@ def scan_review_submit(request, pk: int):
         else:
             messages.success(request, "Your review is saved.")
             return redirect("diagnosis:scan_detail", pk=scan.pk)
-    return scan_detail(request, pk, review_form=form, status=400)
+    return _scan_page(request, scan, review=_review_of(scan), review_form=form, status=400)
 
 
 @require_GET
