@@ -1,6 +1,7 @@
 """Scan pages: the result, its review, the printable report, the status the page polls, and the images
 (access-checked)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, JsonResponse
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from covidxray.audit import record_access
+from covidxray.sessions import session_not_renewed
 from diagnosis.forms import ReviewForm
 from diagnosis.models import Review
 from diagnosis.reading import scan_reading_get
@@ -45,6 +47,8 @@ def _scan_page(request, scan, *, review: Review | None, review_form: ReviewForm,
         "status": scan_status_data(scan),
         "review": review,
         "review_form": review_form,
+        "poll_max_interval_ms": settings.SCAN_POLL_MAX_INTERVAL_SECONDS * 1000,
+        "poll_stop_after_ms": settings.SCAN_POLL_STOP_AFTER_SECONDS * 1000,
     }
     return render(request, "diagnosis/scan_detail.html", context, status=status)
 
@@ -81,9 +85,10 @@ def scan_report(request, pk: int):
     return render(request, "diagnosis/scan_report.html", context)
 
 
+@session_not_renewed
 @require_GET
 def scan_status(request, pk: int):
-    """Polled by the scan page until the result, then the heatmap, are there."""
+    """Polled by the scan page until the result, then the heatmap, are there; a poll is no user action."""
     return JsonResponse(scan_status_data(scan_get_for_user(user=request.user, pk=pk)))
 
 

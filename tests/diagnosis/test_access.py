@@ -45,6 +45,8 @@ UNLOGGED_ANSWERS = {
     "scan_status": "the scan page polls it; the page's own read is logged",
     "dicom_header": "it reads the header of a file being uploaded, not the record",
 }
+# Routes a session's idle timer does not count, because pages call them by themselves.
+PASSIVE_NAMES = {"scan_status"}
 
 
 def diagnosis_routes():
@@ -250,3 +252,12 @@ def test_reads_of_a_scan_answer_only_get(world, name):
     assert "POST" not in response["Allow"]
     assert access_reads(world["a"]) == 0
 
+
+def test_only_the_status_poll_leaves_the_idle_timer_running():
+    passive = {name for name, _, params in ROUTES if getattr(resolve_view(name), "renews_session", True) is False}
+
+    assert passive == PASSIVE_NAMES
+
+
+def resolve_view(name):
+    return next(view for full_name, _, view in walk(get_resolver().url_patterns) if full_name == f"diagnosis:{name}")
