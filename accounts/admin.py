@@ -5,6 +5,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from accounts.models import User
+from accounts.selectors import doctors_awaiting_approval
 from accounts.services import doctors_approve
 
 
@@ -29,7 +30,7 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "waiting":
-            return queryset.filter(is_active=False, approved_at__isnull=True)
+            return doctors_awaiting_approval(among=queryset)
         if self.value() == "approved":
             return queryset.filter(is_active=True)
         return queryset

@@ -42,11 +42,11 @@ def _notify_staff_of_registration(doctor: User) -> None:
 
 @transaction.atomic
 def doctors_approve(*, doctors: Iterable[User], approved_by: User) -> int:
-    """Activate the given accounts that are not active yet; returns how many were approved."""
+    """Activate the given accounts that await approval (others are left alone); returns how many."""
     approved = 0
     now = timezone.now()
     for doctor in doctors:
-        if doctor.is_active:
+        if not doctor.is_awaiting_approval:
             continue
         doctor.is_active = True
         doctor.approved_at = now
