@@ -93,7 +93,7 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "waiting":
-            return queryset.filter(is_active=False, approved_at__isnull=True)
+            return doctors_awaiting_approval(among=queryset)
         if self.value() == "approved":
             return queryset.filter(is_active=True)
         return queryset

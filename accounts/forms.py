@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import (
 from django.core.exceptions import ValidationError
 
 from accounts.models import User, normalize_email_address
-from accounts.selectors import inactive_user_with_password
+from accounts.selectors import doctor_awaiting_approval_with_password
 
 AWAITING_APPROVAL_MESSAGE = (
     "Your account is awaiting approval by a staff member. You will receive an e-mail as soon as you can sign in."
@@ -82,14 +82,14 @@ class DoctorAuthenticationForm(AuthenticationForm):
         try:
             return super().clean()
         except ValidationError as error:
-            if error.code == "invalid_login" and self._is_unapproved_account():
+            if error.code == "invalid_login" and self._is_awaiting_approval():
                 raise ValidationError(self.error_messages["inactive"], code="inactive") from error
             raise
 
-    def _is_unapproved_account(self) -> bool:
+    def _is_awaiting_approval(self) -> bool:
         if self.request is not None and getattr(self.request, "axes_locked_out", False):
             return False
         email, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
         if not email or not password:
             return False
-        return inactive_user_with_password(email=email, password=password) is not None
+        return doctor_awaiting_approval_with_password(email=email, password=password) is not None

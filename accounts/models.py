@@ -40,6 +40,12 @@ class UserManager(BaseUserManager):
         return self._create_user(email, password, **extra_fields)
 
 
+# The one definition of "awaiting approval", for queries (accounts.selectors) and for one account
+# (User.is_awaiting_approval): registered, never approved, not active. Staff accounts never wait; an account
+# that was approved and later switched off is deactivated, not waiting.
+AWAITING_APPROVAL = {"is_active": False, "approved_at": None, "is_staff": False}
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in: a doctor (registered, approved by staff) or a staff member."""
 
@@ -103,7 +109,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def is_awaiting_approval(self) -> bool:
-        return not self.is_active and self.approved_at is None
+        return all(getattr(self, field) == value for field, value in AWAITING_APPROVAL.items())
 
 
 class DoctorRegistration(User):

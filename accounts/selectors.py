@@ -5,16 +5,18 @@ from collections.abc import Iterable
 from django.contrib.auth.models import Permission
 from django.db.models import Q, QuerySet
 
-from accounts.models import User, normalize_email_address
+from accounts.models import AWAITING_APPROVAL, User, normalize_email_address
 
 
-def doctors_awaiting_approval() -> QuerySet[User]:
-    return User.objects.filter(is_active=False, approved_at__isnull=True, is_staff=False).order_by("date_joined")
+def doctors_awaiting_approval(*, among: QuerySet[User] | None = None) -> QuerySet[User]:
+    """Doctors whose registration waits for staff (`among` narrows the accounts, e.g. the admin's list)."""
+    users = User.objects.all() if among is None else among
+    return users.filter(**AWAITING_APPROVAL).order_by("date_joined")
 
 
-def inactive_user_with_password(*, email: str, password: str) -> User | None:
-    """The not-yet-approved account behind a failed login, if the password was right."""
-    user = User.objects.filter(email=normalize_email_address(email), is_active=False).first()
+def doctor_awaiting_approval_with_password(*, email: str, password: str) -> User | None:
+    """The account behind a failed sign-in, if it awaits approval and the password was right."""
+    user = doctors_awaiting_approval().filter(email=normalize_email_address(email)).first()
     if user is not None and user.check_password(password):
         return user
     return None

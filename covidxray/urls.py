@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from covidxray.views import favicon
 from diagnosis.views import dashboard
 
 admin.site.site_header = "CovidXray administration"
@@ -13,6 +14,7 @@ urlpatterns = [
     path("", include("diagnosis.urls")),
     path("models/", include("mlcore.urls")),
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon, name="favicon"),
 ]
 
 # Errors: a database outage answers 503 with a page that needs no database (covidxray/views.py).

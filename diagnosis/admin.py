@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from diagnosis.models import Patient, Review, Scan
 from diagnosis.monitoring import model_version_monitoring
 from diagnosis.services.export import EXPORT_PERMISSION, reviewed_scans_export_zip
+from diagnosis.services.patients import EDITABLE_FIELDS, patient_create, patient_update
 from mlcore.models import ModelVersion
 
 
@@ -36,6 +37,15 @@ class PatientAdmin(admin.ModelAdmin):
     readonly_fields = ("created_by", "created_at", "updated_at")
     filter_horizontal = ("shared_with",)
     inlines = [ScanInline]
+
+    def save_model(self, request, obj, form, change):
+        """Through the doctors' services: a patient added here is created by the signed-in staff member."""
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        if change:
+            patient_update(patient=obj, updated_by=request.user, **fields)
+            return
+        obj.pk = patient_create(created_by=request.user, **fields).pk
+        obj.refresh_from_db()  # the admin goes on with this instance: sharing, the log, the redirect
 
 
 def _image(scan: Scan, kind: str, width: int) -> str:

@@ -42,13 +42,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's SessionMiddleware, except that requests a page sends by itself do not renew the session.
+    "covidxray.sessions.IdleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "covidxray.audit.AuditMiddleware",
+    # After WhiteNoise, so static files keep their long caching; every other response is no-store.
+    "covidxray.caching.NoStoreMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the outcome of authentication (django-axes' documented placement).
     "axes.middleware.AxesMiddleware",
@@ -113,9 +116,9 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = env.int("DJANGO_PASSWORD_RESET_TIMEOUT", default=60 * 60 * 24)
 
-# Sessions end when the browser closes and after an idle period (a shared ward computer).
+# Sessions end when the browser closes and after an idle period (a shared ward computer). Each user action
+# restarts the period (covidxray.sessions.IdleSessionMiddleware); polls a page sends by itself do not.
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_IDLE_SECONDS", default=60 * 60 * 8)
-SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # The client's address (covidxray.client_address): behind this many declared reverse proxies, the one
@@ -205,6 +208,11 @@ STORAGES = {
 SCAN_MAX_UPLOAD_BYTES = env.int("COVIDXRAY_MAX_UPLOAD_MB", default=25) * 1024 * 1024
 SCAN_MAX_PIXELS = env.int("COVIDXRAY_MAX_PIXELS", default=60_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# The scan page polls its status with pauses that double from 1 s up to this many seconds, and stops after
+# this long (a "Check again" button starts it again).
+SCAN_POLL_MAX_INTERVAL_SECONDS = env.int("COVIDXRAY_SCAN_POLL_MAX_INTERVAL_SECONDS", default=30)
+SCAN_POLL_STOP_AFTER_SECONDS = env.int("COVIDXRAY_SCAN_POLL_STOP_AFTER_SECONDS", default=10 * 60)
 
 # Inference: scans taken together through the network, and how long a worker may hold a scan
 # before another worker may take it over (a worker that died mid-scan gives it up this way).

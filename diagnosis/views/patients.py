@@ -67,7 +67,6 @@ class PatientUpdateView(View):
         patient = patient_get_for_user(user=request.user, pk=pk)
         if not patient_can_edit(user=request.user, patient=patient):
             return _refused(request, PermissionDenied(CARERS_ONLY), patient)
-        record_access(patient, what="patient edit page")
         return self._render(request, patient, PatientForm(instance=patient))
 
     def post(self, request, pk: int):
@@ -90,6 +89,8 @@ class PatientUpdateView(View):
 
     @staticmethod
     def _render(request, patient, form, heading=None, status=200):
+        """The form, on a read or refused with the submitted values: either way the record was shown."""
+        record_access(patient, what="patient edit page")
         context = {"form": form, "patient": patient, "heading": heading or str(patient)}
         return render(request, "diagnosis/patient_form.html", context, status=status)
 
@@ -97,11 +98,12 @@ class PatientUpdateView(View):
 class PatientDetailView(View):
     def get(self, request, pk: int):
         patient = patient_get_for_user(user=request.user, pk=pk)
-        record_access(patient, what="patient page")
         return self.render_page(request, patient)
 
     @staticmethod
     def render_page(request, patient, share_form=None, status=200):
+        """The page, on a read or with a refused share form: either way the record was shown."""
+        record_access(patient, what="patient page")
         context = {
             "patient": patient,
             "scans": patient_scan_history(patient=patient, user=request.user),

@@ -1,6 +1,7 @@
 """Scan pages: the result, its review, the printable report, the status the page polls, and the images
 (access-checked)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, JsonResponse
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from covidxray.audit import record_access
+from covidxray.sessions import session_not_renewed
 from diagnosis.forms import ReviewForm
 from diagnosis.models import Review, Scan
 from diagnosis.reading import scan_reading_get
@@ -21,28 +23,33 @@ def _review_of(scan) -> Review | None:
     return Review.objects.filter(scan=scan).select_related("reviewer").first()
 
 
-def scan_detail(request, pk: int, review_form: ReviewForm | None = None, status: int = 200):
+@require_GET
+def scan_detail(request, pk: int):
     scan = scan_get_for_user(user=request.user, pk=pk)
-    if request.method == "GET":
-        record_access(scan, what="scan page")
     review = _review_of(scan)
-    if review_form is None:
-        initial = (
-            {
-                "agrees_with_model": "yes" if review.agrees_with_model else "no",
-                "final_finding": review.final_finding,
-                "comment": review.comment,
-            }
-            if review
-            else {}
-        )
-        review_form = ReviewForm(initial=initial)
+    initial = (
+        {
+            "agrees_with_model": "yes" if review.agrees_with_model else "no",
+            "final_finding": review.final_finding,
+            "comment": review.comment,
+        }
+        if review
+        else {}
+    )
+    return _scan_page(request, scan, review=review, review_form=ReviewForm(initial=initial))
+
+
+def _scan_page(request, scan, *, review: Review | None, review_form: ReviewForm, status: int = 200):
+    """The scan page, shown on a read or with a refused review: either way the patient's scan was seen."""
+    record_access(scan, what="scan page")
     context = {
         "scan": scan,
         "status": scan_status_data(scan),
         "review": review,
         "review_form": review_form,
         "can_review": scan_can_review(user=request.user, scan=scan),
+        "poll_max_interval_ms": settings.SCAN_POLL_MAX_INTERVAL_SECONDS * 1000,
+        "poll_stop_after_ms": settings.SCAN_POLL_STOP_AFTER_SECONDS * 1000,
     }
     return render(request, "diagnosis/scan_detail.html", context, status=status)
 
@@ -68,7 +75,7 @@ def scan_review_submit(request, pk: int):
         else:
             messages.success(request, "Your review is saved.")
             return redirect("diagnosis:scan_detail", pk=scan.pk)
-    return scan_detail(request, pk, review_form=form, status=400)
+    return _scan_page(request, scan, review=_review_of(scan), review_form=form, status=400)
 
 
 @require_GET
@@ -88,9 +95,10 @@ def scan_report(request, pk: int):
     return render(request, "diagnosis/scan_report.html", context)
 
 
+@session_not_renewed
 @require_GET
 def scan_status(request, pk: int):
-    """Polled by the scan page until the result, then the heatmap, are there."""
+    """Polled by the scan page until the result, then the heatmap, are there; a poll is no user action."""
     return JsonResponse(scan_status_data(scan_get_for_user(user=request.user, pk=pk)))
 
 
@@ -182,6 +190,4 @@ def scan_image(request, pk: int, kind: str):
     if not field:
         raise Http404("No such image for this scan.")
     record_access(scan, what=f"{kind} image")
-    response = FileResponse(field.open("rb"), content_type="image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return FileResponse(field.open("rb"), content_type="image/png")

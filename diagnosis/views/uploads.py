@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.views import View
 from django.views.decorators.http import require_POST
 
+from covidxray.audit import record_access
 from diagnosis.forms import ScanUploadForm
 from diagnosis.selectors import patient_can_upload, patient_get_for_user
 from diagnosis.services.scans import UPLOAD_REFUSED, scan_create
@@ -109,6 +110,7 @@ class ScanUploadView(View):
 
     @staticmethod
     def _render(request, patient, form, status=200):
+        record_access(patient, what="upload page")
         context = {"patient": patient, "upload_form": form}
         return render(request, "diagnosis/scan_upload.html", context, status=status)
 

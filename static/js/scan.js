@@ -219,22 +219,63 @@
     if (data.report_url) { report.href = data.report_url; report.hidden = false; }
   }
 
-  let delay = 1000;
+  // The poller. It waits 1 s, then twice as long after each answer that brings nothing new (up to the longest
+  // pause); news (a new status) makes it look again soon. It stops after a bounded time and offers to check
+  // again, and when the session has ended. The server does not count polls as activity, so an unattended
+  // page still signs out after the idle period.
+  const FIRST_DELAY_MS = 1000;
+  const maxDelay = Number(root.dataset.pollMaxIntervalMs);
+  const stopAfter = Number(root.dataset.pollStopAfterMs);
+  let delay = 0;
+  let deadline = 0;
+  let lastState = null;
+
+  function stopPolling(noticeId) {
+    byId(noticeId).hidden = false;
+  }
+
+  function schedule(news) {
+    delay = news || !delay ? FIRST_DELAY_MS : Math.min(delay * 2, maxDelay);
+    if (Date.now() + delay > deadline) {
+      stopPolling("poll-stopped");
+      return;
+    }
+    setTimeout(poll, delay);
+  }
+
   async function poll() {
+    let news = false;
     try {
       const response = await fetch(root.dataset.statusUrl, {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       });
+      if (response.redirected) {
+        stopPolling("poll-signed-out");
+        return;
+      }
       if (response.ok) {
         const data = await response.json();
         render(data);
         if (data.finished) return;
+        const state = `${data.status} ${Boolean(data.label)} ${Boolean(data.preview_url)}`;
+        news = lastState !== null && state !== lastState;
+        lastState = state;
       }
     } catch (error) {
-      delay = Math.min(delay * 2, 15000);
+      // The server or the network is down for now: the next, longer pause gives it time.
     }
-    setTimeout(poll, delay);
+    schedule(news);
   }
-  poll();
+
+  function startPolling({ now }) {
+    byId("poll-stopped").hidden = true;
+    delay = 0;
+    deadline = Date.now() + stopAfter;
+    if (now) poll();
+    else schedule(false);
+  }
+
+  byId("poll-again").addEventListener("click", () => startPolling({ now: true }));
+  if (root.dataset.finished !== "true") startPolling({ now: false });
 })();

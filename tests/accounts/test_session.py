@@ -1,4 +1,5 @@
-"""Sessions end after an idle period (a shared ward computer) and each request restarts that period."""
+"""Sessions end after an idle period (a shared ward computer) and each user action restarts that period (a page
+polling by itself does not: tests/diagnosis/test_scan_polling.py)."""
 
 import datetime
 

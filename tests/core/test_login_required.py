@@ -1,4 +1,4 @@
-"""Every page needs a signed-in user, except the few that let one sign in."""
+"""Every page needs a signed-in user, except the few that let one sign in, and the favicon."""
 
 import uuid
 
@@ -16,6 +16,8 @@ PUBLIC_URL_NAMES = {
     "accounts:password_reset_confirm",
     "accounts:password_reset_complete",
     "admin:login",
+    # Browsers ask for it on every page, the sign-in pages included; it shows nothing private.
+    "favicon",
 }
 DUMMY_VALUES = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": str(uuid.uuid4())}
 
@@ -52,7 +54,7 @@ def test_the_walk_covers_the_app_and_the_admin():
     assert {"home", "accounts:profile", "accounts:password_change", "admin:index"} <= names
 
 
-def test_only_the_sign_in_pages_are_public():
+def test_only_the_sign_in_pages_and_the_favicon_are_public():
     public = {name for name, _, view in ALL_PATTERNS if not getattr(view, "login_required", True)}
     assert public == PUBLIC_URL_NAMES
 

@@ -46,6 +46,13 @@ STAFF_PAGES = KNOWN_NAMES - {"patient_share", "patient_unshare", "dicom_header",
 READ_PAGES = {"patient_list", "patient_detail", "scan_detail", "scan_report", "scan_status", "scan_image"}
 OUTSIDERS = [pytest.param("b", id="another-doctor"), pytest.param("clerk", id="staff-without-permissions")]
 WRITES = (LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE)
+# Answers about a patient or scan that are not logged as reads, and why; every other 200 or 400 answer is.
+UNLOGGED_ANSWERS = {
+    "scan_status": "the scan page polls it; the page's own read is logged",
+    "dicom_header": "it reads the header of a file being uploaded, not the record",
+}
+# Routes a session's idle timer does not count, because pages call them by themselves.
+PASSIVE_NAMES = {"scan_status"}
 
 
 def diagnosis_routes():
@@ -224,6 +231,53 @@ def test_staff_open_every_page(world, staff_client, name, route, params, kind):
         assert response.status_code in (200, 405), f"{name} answered {response.status_code}"
         if response.status_code == 405:
             assert "GET" not in response["Allow"]
+    assert "no-store" in response["Cache-Control"], f"{name} may be cached"
+
+
+def access_reads(user) -> int:
+    return LogEntry.objects.filter(actor=user, action=LogEntry.Action.ACCESS).count()
+
+
+@pytest.mark.parametrize(("name", "route", "params", "kind"), OBJECT_CASES)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_every_answer_about_a_patient_is_logged_as_a_read_and_never_cached(world, name, route, params, kind, method):
+    """A GET that shows the record, and a POST whose refused form shows it again, both log the read.
+
+    The POST sends an empty form: views that write either refuse it (and show the page again) or redirect;
+    a view that only reads must answer 405 rather than render without its audit entry.
+    """
+    owner = signed_in(world["a"])
+    before = access_reads(world["a"])
+
+    response = getattr(owner, method)(url_for(name, route, params, kind, world))
+
+    assert response.status_code != 500
+    assert "no-store" in response["Cache-Control"], f"{method.upper()} {name} may be cached"
+    if response.status_code in (200, 400) and name not in UNLOGGED_ANSWERS:
+        assert access_reads(world["a"]) > before, f"{method.upper()} {name} showed the record without logging it"
+
+
+@pytest.mark.parametrize("name", ["scan_detail", "scan_report", "scan_status", "scan_image"])
+def test_reads_of_a_scan_answer_only_get(world, name):
+    """The scan page is a read; its review is posted to its own URL (scan_review)."""
+    route_params = {name: (route, params) for name, route, params in ROUTES}
+    route, params = route_params[name]
+
+    response = signed_in(world["a"]).post(url_for(name, route, params, "preview", world), {"comment": "x"})
+
+    assert response.status_code == 405
+    assert "POST" not in response["Allow"]
+    assert access_reads(world["a"]) == 0
+
+
+def test_only_the_status_poll_leaves_the_idle_timer_running():
+    passive = {name for name, _, params in ROUTES if getattr(resolve_view(name), "renews_session", True) is False}
+
+    assert passive == PASSIVE_NAMES
+
+
+def resolve_view(name):
+    return next(view for full_name, _, view in walk(get_resolver().url_patterns) if full_name == f"diagnosis:{name}")
 
 
 def without_log(state: dict) -> dict:

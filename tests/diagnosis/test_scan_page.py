@@ -27,7 +27,10 @@ def sign_in(browser, live_server, user):
     browser.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "path": "/"})
 
 
-def test_the_scan_page_shows_the_result_without_a_reload(browser, live_server, make_version, patient, doctor):
+def test_the_scan_page_shows_the_result_without_a_reload(
+    browser, live_server, make_version, patient, doctor, settings
+):
+    settings.SCAN_POLL_MAX_INTERVAL_SECONDS = 2  # the result shows within 2 s of being written
     make_version()
     scan = scan_create(patient=patient, image=xray_upload(seed=2), uploaded_by=doctor)
     sign_in(browser, live_server, doctor)

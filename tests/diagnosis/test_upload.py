@@ -229,6 +229,7 @@ def test_script_upload_of_several_files_answers_201_with_the_scans_and_queues_th
 
     scans = list(Scan.objects.order_by("pk"))
     assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
     assert response.json() == {
         "scans": [
             {"id": scan.pk, "url": reverse("diagnosis:scan_detail", args=[scan.pk]), "original_filename": name}
@@ -299,6 +300,7 @@ def test_dicom_header_endpoint_reads_the_start_of_a_dicom(doctor_client, patient
     response = post_header(doctor_client, patient, data[: len(data) // 2])
 
     assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"], "the header names the patient"
     assert response.json() == {
         "patient_name": "Turing, Alan",
         "patient_id": "mrn-0001",
