@@ -15,10 +15,12 @@ import uuid
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from diagnosis.models import Scan
+from diagnosis.signals import scan_read
 from mlcore.core.imaging import ImageDecodeError, decode_image
 from mlcore.core.predictor import display_gray, gray_png, overlay_png
 from mlcore.core.preprocessing import preprocess
@@ -151,6 +153,7 @@ def _store_heatmap(scan: Scan, display, network_input, predictor, token: str) ->
         heatmap=name, claim_token="", claimed_until=None
     ):
         scan.heatmap.storage.delete(name)
+    transaction.on_commit(lambda: scan_read.send(sender=Scan, scan_id=scan.pk))
 
 
 def scan_store_save(scan: Scan, filename: str, content: bytes) -> str:

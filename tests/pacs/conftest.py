@@ -25,3 +25,27 @@ def stored_files():
         return {path for path in root.rglob("*") if path.is_file()} if root.exists() else set()
 
     return listing
+
+
+@pytest.fixture
+def read_dicom_scan(make_version, radiology):
+    """A DX instance received from the PACS and read positive by the tiny version, with a heatmap."""
+    from django.core.files.base import ContentFile
+
+    from diagnosis.models import Scan
+    from pacs.services.receive import instance_receive
+    from tests.diagnosis.conftest import xray_png
+    from tests.pacs.dicom import radiograph_dicom
+
+    version = make_version(activate=False)
+    scan = instance_receive(data=radiograph_dicom(patient_id="PACS-0100"), calling_ae_title="ORTHANC").scan
+    scan.status = Scan.Status.DONE
+    scan.result = Scan.Result.POSITIVE
+    scan.label = "COVID"
+    scan.probability = 0.83
+    scan.probabilities = {"COVID": 0.83, "NORMAL": 0.17}
+    scan.threshold = 0.5
+    scan.model_version = version
+    scan.heatmap.save("gradcam.png", ContentFile(xray_png(seed=4)), save=False)
+    scan.save()
+    return scan
