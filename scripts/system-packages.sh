@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs and pip cannot provide.
 #   runtime: a C compiler, pkg-config and the MariaDB client headers that mysqlclient builds against.
-#   test:    Debian's Chromium and ChromeDriver, which the browser tests drive headless.
+#   test:    Debian's Chromium and ChromeDriver, which the browser tests drive headless; Orthanc, the PACS the
+#            DICOM tests send to and receive from; dicom3tools (dciodvfy), which checks the SR they build.
 # Does nothing when they are present; without root it says what to install and stops.
 set -euo pipefail
 
 case "${1:-runtime}" in
   runtime) packages=(gcc pkg-config libmariadb-dev) ;;
-  test) packages=(chromium chromium-driver) ;;
+  test) packages=(chromium chromium-driver orthanc dicom3tools) ;;
   *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 

@@ -244,6 +244,8 @@ def _heatmap_capture(scan: Scan, send: ResultSend, source: Dataset) -> hd.sc.SCI
     capture.ImageComments = f"Grad-CAM heatmap, CovidXray model {version}. {NOT_FOR_DIAGNOSIS}: decision support."
     capture.DerivationDescription = f"Grad-CAM overlay computed by CovidXray model {version}; {NOT_FOR_DIAGNOSIS}."
     capture.BurnedInAnnotation = "NO"
+    if "Laterality" not in capture:
+        capture.Laterality = ""  # Type 2C: the chest is not a paired structure, so it is present and empty
     reference = Dataset()
     reference.ReferencedSOPClassUID = source.SOPClassUID
     reference.ReferencedSOPInstanceUID = source.SOPInstanceUID

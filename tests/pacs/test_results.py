@@ -1,6 +1,7 @@
 """The SR and Secondary Capture built for a read scan, and when a send is recorded and queued."""
 
 import io
+import subprocess
 
 import highdicom as hd
 import pydicom
@@ -154,3 +155,16 @@ def test_staff_re_send_from_the_admin_queues_the_same_objects_again(
     send.refresh_from_db()
     assert send.state == ResultSend.State.QUEUED
     assert len(queued) == 1
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["sr", "secondary-capture"])
+def test_dciodvfy_finds_no_error_in_what_is_sent(destination, read_dicom_scan, tmp_path, index):
+    _, objects = sent_objects(read_dicom_scan)
+    path = tmp_path / "object.dcm"
+    objects[index].save_as(path, enforce_file_format=True)
+
+    checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+
+    report = checked.stdout + checked.stderr
+    assert report.strip(), "dciodvfy printed nothing"
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
