@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs and pip cannot provide.
 #   runtime: a C compiler, pkg-config and the MariaDB client headers that mysqlclient builds against.
-#   test:    Debian's Chromium and ChromeDriver, which the browser tests drive headless, and nginx,
-#            the reverse proxy the sign-in throttling tests start in front of the app.
+#   test:    Debian's Chromium and ChromeDriver, which the browser tests drive headless; nginx, the
+#            reverse proxy the sign-in throttling tests start in front of the app; Orthanc, the PACS
+#            the DICOM tests send to and receive from; dicom3tools (dciodvfy), which checks the SR.
 # Does nothing when they are present; without root it says what to install and stops.
 set -euo pipefail
 
 case "${1:-runtime}" in
   runtime) packages=(gcc pkg-config libmariadb-dev) ;;
-  test) packages=(chromium chromium-driver nginx) ;;
+  test) packages=(chromium chromium-driver nginx orthanc dicom3tools) ;;
   *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac
 

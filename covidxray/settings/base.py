@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "accounts",
     "diagnosis",
     "mlcore",
+    "pacs",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +226,20 @@ TFLITE_THREADS = env.int("COVIDXRAY_TFLITE_THREADS", default=0) or None
 # The share of scanned patients at this hospital who truly have COVID-19 pneumonia (0 < p < 1,
 # checked at startup): the scan page turns the model's sensitivity and specificity into PPV/NPV here.
 COVIDXRAY_PREVALENCE = env.float("COVIDXRAY_PREVALENCE", default=0.05)
+
+# PACS link (pacs/): the DICOM listener's AE title and port, the calling AE titles it accepts (no other
+# may associate), the group whose members PACS-received patients are shared with, and where results go
+# back (no destination host: nothing is sent).
+PACS_AE_TITLE = env.str("COVIDXRAY_PACS_AE_TITLE", default="COVIDXRAY")
+PACS_BIND_ADDRESS = env.str("COVIDXRAY_PACS_BIND_ADDRESS", default="0.0.0.0")
+PACS_PORT = env.int("COVIDXRAY_PACS_PORT", default=11112)
+PACS_ALLOWED_CALLING_AE_TITLES = env.list("COVIDXRAY_PACS_ALLOWED_AE_TITLES", default=[])
+PACS_SHARE_GROUP = env.str("COVIDXRAY_PACS_SHARE_GROUP", default="Radiology")
+PACS_DESTINATION_HOST = env.str("COVIDXRAY_PACS_DESTINATION_HOST", default="")
+PACS_DESTINATION_PORT = env.int("COVIDXRAY_PACS_DESTINATION_PORT", default=104)
+PACS_DESTINATION_AE_TITLE = env.str("COVIDXRAY_PACS_DESTINATION_AE_TITLE", default="PACS")
+PACS_SEND_MAX_RETRIES = env.int("COVIDXRAY_PACS_SEND_RETRIES", default=5)
+PACS_SEND_RETRY_SECONDS = env.float("COVIDXRAY_PACS_SEND_RETRY_SECONDS", default=30.0)
 
 # Celery: Redis when REDIS_URL is set; otherwise a file-system broker that needs no server.
 REDIS_URL = env("REDIS_URL", default="")

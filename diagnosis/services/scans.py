@@ -49,8 +49,12 @@ def scan_create(
         status=Scan.Status.PENDING,
     )
     scan.image.save(image.name or "upload", image, save=False)
-    scan.full_clean()
-    scan.save()
+    try:
+        scan.full_clean()
+        scan.save()
+    except BaseException:
+        scan.image.storage.delete(scan.image.name)  # no file without its row
+        raise
     transaction.on_commit(lambda: queue_scan(scan.pk))
     return scan
 

@@ -1,4 +1,4 @@
-"""The README's run command: the web server, an inference and a training worker come up together."""
+"""The README's run command: the web server, an inference and a training worker and the DICOM listener come up."""
 
 import os
 import signal
@@ -26,6 +26,7 @@ def test_procfile_serves_the_login_page_and_starts_a_worker(tmp_path):
         "DJANGO_SETTINGS_MODULE": "covidxray.settings.local",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
         "WEB_PORT": str(port),
+        "PACS_PORT": str(free_port()),
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "PYTHONUNBUFFERED": "1",
     }
@@ -53,6 +54,7 @@ def test_procfile_serves_the_login_page_and_starts_a_worker(tmp_path):
     assert "Sign in to CovidXray" in page
     assert "inference@" in output
     assert "training@" in output
+    assert "DICOM listener COVIDXRAY on 127.0.0.1" in output
     assert output.count(" ready.") == 2, output
 
 

@@ -372,3 +372,21 @@ def test_dicom_header_takes_only_post_with_a_csrf_token(doctor, patient):
 
     assert client.get(url).status_code == 405
     assert post_header(client, patient, chest_dicom()).status_code == 403
+
+
+def test_a_scan_row_that_cannot_be_saved_leaves_no_stored_file(patient, doctor, monkeypatch):
+    from pathlib import Path
+
+    from diagnosis.services.scans import scan_create
+
+    root = Path(Scan._meta.get_field("image").storage.location)
+    before = {path for path in root.rglob("*") if path.is_file()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Scan, "save", fail)
+    with pytest.raises(RuntimeError):
+        scan_create(patient=patient, image=upload("chest.png", xray_png()), uploaded_by=doctor)
+
+    assert {path for path in root.rglob("*") if path.is_file()} == before
