@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs and pip cannot provide.
-#   runtime: a C compiler, pkg-config and the MariaDB client headers that mysqlclient builds against.
+#   runtime: a C compiler, pkg-config and the MariaDB client headers that mysqlclient builds against;
+#            Pango, HarfBuzz's subsetter and a font, which WeasyPrint renders the report PDF with.
 #   test:    Debian's Chromium and ChromeDriver, which the browser tests drive headless.
 # Does nothing when they are present; without root it says what to install and stops.
 set -euo pipefail
 
 case "${1:-runtime}" in
-  runtime) packages=(gcc pkg-config libmariadb-dev) ;;
+  runtime) packages=(gcc pkg-config libmariadb-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core) ;;
   test) packages=(chromium chromium-driver) ;;
   *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac

@@ -272,5 +272,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"level": "WARNING"},
+        # The report PDF's Bootstrap has rules for screens that WeasyPrint skips, one warning each.
+        "weasyprint": {"level": "ERROR"},
     },
 }

@@ -3,7 +3,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +14,7 @@ from diagnosis.forms import ReviewForm
 from diagnosis.models import Review
 from diagnosis.reading import scan_reading_get
 from diagnosis.selectors import scan_get_for_user
+from diagnosis.services.report_pdf import scan_report_pdf_render
 from diagnosis.services.scans import scan_review
 
 
@@ -63,14 +64,33 @@ def scan_report(request, pk: int):
     if scan.status != scan.Status.DONE:
         return render(request, "diagnosis/scan_report.html", {"scan": scan, "available": False}, status=404)
     record_access(scan, what="report")
-    context = {
+    return render(request, "diagnosis/scan_report.html", scan_report_context(scan=scan, viewer=request.user))
+
+
+def scan_report_context(*, scan, viewer) -> dict:
+    """What the printable report shows; the page and its PDF (diagnosis.services.report_pdf) share it."""
+    return {
         "scan": scan,
         "available": True,
         "status": scan_status_data(scan),
         "review": _review_of(scan),
+        "viewer": viewer,
         "generated_at": timezone.now(),
     }
-    return render(request, "diagnosis/scan_report.html", context)
+
+
+@require_GET
+def scan_report_pdf(request, pk: int):
+    """The printable report as a one-page PDF download, for a scan with a result."""
+    scan = scan_get_for_user(user=request.user, pk=pk)
+    if scan.status != scan.Status.DONE:
+        raise Http404("This scan has no report yet.")
+    pdf = scan_report_pdf_render(scan=scan, viewer=request.user)
+    record_access(scan, what="report PDF")
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="covidxray-scan-{scan.pk}-report.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_GET

@@ -36,6 +36,7 @@ KNOWN_NAMES = {
     "scan_delete",
     "scan_review",
     "scan_report",
+    "scan_report_pdf",
     "scan_status",
     "scan_image",
 }
