@@ -33,9 +33,12 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "axes",
     "auditlog",
+    "rest_framework",
+    "knox",
     "accounts",
     "diagnosis",
     "mlcore",
+    "interop",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +160,13 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 AUDIT_TRUSTED_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0)
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_STORE_JSON_CHANGES = True
+
+# API tokens (django-rest-knox) for systems that read results over FHIR: staff issue them in the admin;
+# clients send "Authorization: Bearer <token>". Only a digest of each token is stored.
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Bearer"}
+API_TOKEN_VALID_DAYS = env.int("COVIDXRAY_API_TOKEN_DAYS", default=365)
+# The identifier system of this hospital's medical record numbers (a URI, e.g. urn:oid:...), for FHIR subjects.
+COVIDXRAY_FHIR_MRN_SYSTEM = env.str("COVIDXRAY_FHIR_MRN_SYSTEM", default="urn:covidxray:mrn")
 
 # E-mail: printed to the console unless an SMTP server is configured (EMAIL_URL=smtp://user:pass@host:587).
 _email = env.email_url("EMAIL_URL", default="consolemail://")
