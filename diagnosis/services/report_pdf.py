@@ -61,10 +61,11 @@ def _static_bytes(name: str) -> bytes:
         return file.read()
 
 
-def scan_report_pdf_render(*, scan: Scan, viewer) -> bytes:
+def scan_report_pdf_render(*, scan: Scan, viewer=None) -> bytes:
     """The one-page A4 report of a scan with a result, as PDF bytes; `viewer` is named as who generated it.
 
-    The caller has already checked that `viewer` may see the scan (diagnosis.selectors.scan_get_for_user).
+    The caller has already checked that `viewer` may see the scan (diagnosis.selectors.scan_get_for_user);
+    without a viewer (a background task sending results on) the report says CovidXray generated it.
     """
     # Imported here: the view module imports this one for its download link.
     from diagnosis.views.scans import scan_report_context

@@ -32,6 +32,13 @@ def test_the_pdf_is_one_page_with_the_patient_the_reading_and_both_images(scan, 
     assert (round(width), round(height)) == (210, 297)
 
 
+def test_a_pdf_made_without_a_viewer_says_covidxray_generated_it(scan):
+    text = pdf_page(scan_report_pdf_render(scan=scan)).extract_text()
+
+    assert "MRN-0001" in text
+    assert " by CovidXray." in " ".join(text.split())
+
+
 def test_the_pdf_hides_the_pages_buttons(scan, doctor):
     text = pdf_page(scan_report_pdf_render(scan=scan, viewer=doctor)).extract_text()
 
