@@ -164,6 +164,12 @@ AUDITLOG_STORE_JSON_CHANGES = True
 # API tokens (django-rest-knox) for systems that read results over FHIR: staff issue them in the admin;
 # clients send "Authorization: Bearer <token>". Only a digest of each token is stored.
 REST_KNOX = {"AUTH_HEADER_PREFIX": "Bearer"}
+# Every API view is token-only unless it says otherwise: a browser session never authenticates an API call.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
 API_TOKEN_VALID_DAYS = env.int("COVIDXRAY_API_TOKEN_DAYS", default=365)
 # The identifier system of this hospital's medical record numbers (a URI, e.g. urn:oid:...), for FHIR subjects.
 COVIDXRAY_FHIR_MRN_SYSTEM = env.str("COVIDXRAY_FHIR_MRN_SYSTEM", default="urn:covidxray:mrn")
