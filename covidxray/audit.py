@@ -22,15 +22,18 @@ class AuditMiddleware(AuditlogMiddleware):
         return client_address(request)
 
 
-def record_access(instance, *, what: str) -> LogEntry:
+def record_access(instance, *, what: str, actor=None) -> LogEntry:
     """Log that the signed-in user read `instance` (a page, a download); `what` says which part.
 
-    The actor and address come from the request through :class:`AuditMiddleware`.
+    The actor and address come from the request through :class:`AuditMiddleware`. Requests that
+    authenticate inside the view (API tokens) are anonymous to the middleware, so they name their `actor`.
     """
+    who = {"actor": actor, "actor_email": actor.email} if actor is not None else {}
     return LogEntry.objects.log_create(
         instance,
         force_log=True,
         action=LogEntry.Action.ACCESS,
         changes=None,
         additional_data={"read": what},
+        **who,
     )

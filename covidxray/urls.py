@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("diagnosis.urls")),
     path("models/", include("mlcore.urls")),
+    path("", include("interop.urls")),
     path("admin/", admin.site.urls),
     path("favicon.ico", favicon, name="favicon"),
 ]

@@ -18,6 +18,7 @@ urlpatterns = [
     path("scans/<int:pk>/", scans.scan_detail, name="scan_detail"),
     path("scans/<int:pk>/review/", scans.scan_review_submit, name="scan_review"),
     path("scans/<int:pk>/report/", scans.scan_report, name="scan_report"),
+    path("scans/<int:pk>/report.pdf", scans.scan_report_pdf, name="scan_report_pdf"),
     path("scans/<int:pk>/status.json", scans.scan_status, name="scan_status"),
     path("scans/<int:pk>/<str:kind>.png", scans.scan_image, name="scan_image"),
 ]

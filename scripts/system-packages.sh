@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs and pip cannot provide.
-#   runtime: a C compiler, pkg-config and the MariaDB client headers that mysqlclient builds against.
+#   runtime: a C compiler, pkg-config and the MariaDB client headers that mysqlclient builds against;
+#            Pango, HarfBuzz's subsetter and a font, which WeasyPrint renders the report PDF with.
 #   test:    Debian's Chromium and ChromeDriver, which the browser tests drive headless; nginx, the
 #            reverse proxy the sign-in throttling tests start in front of the app; Orthanc, the PACS
 #            the DICOM tests send to and receive from; dicom3tools (dciodvfy), which checks the SR.
@@ -8,7 +9,7 @@
 set -euo pipefail
 
 case "${1:-runtime}" in
-  runtime) packages=(gcc pkg-config libmariadb-dev) ;;
+  runtime) packages=(gcc pkg-config libmariadb-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core) ;;
   test) packages=(chromium chromium-driver nginx orthanc dicom3tools) ;;
   *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
 esac

@@ -33,10 +33,13 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "axes",
     "auditlog",
+    "rest_framework",
+    "knox",
     "accounts",
     "diagnosis",
     "mlcore",
     "pacs",
+    "interop",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +168,19 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Audit log (django-auditlog): reads and changes of patients and scans, with the client address.
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_STORE_JSON_CHANGES = True
+
+# API tokens (django-rest-knox) for systems that read results over FHIR: staff issue them in the admin;
+# clients send "Authorization: Bearer <token>". Only a digest of each token is stored.
+REST_KNOX = {"AUTH_HEADER_PREFIX": "Bearer"}
+# Every API view is token-only unless it says otherwise: a browser session never authenticates an API call.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+API_TOKEN_VALID_DAYS = env.int("COVIDXRAY_API_TOKEN_DAYS", default=365)
+# The identifier system of this hospital's medical record numbers (a URI, e.g. urn:oid:...), for FHIR subjects.
+COVIDXRAY_FHIR_MRN_SYSTEM = env.str("COVIDXRAY_FHIR_MRN_SYSTEM", default="urn:covidxray:mrn")
 
 # E-mail: printed to the console unless an SMTP server is configured (EMAIL_URL=smtp://user:pass@host:587).
 _email = env.email_url("EMAIL_URL", default="consolemail://")
@@ -299,5 +315,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"level": "WARNING"},
+        # The report PDF's Bootstrap has rules for screens that WeasyPrint skips, one warning each.
+        "weasyprint": {"level": "ERROR"},
     },
 }

@@ -4,7 +4,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +16,7 @@ from diagnosis.forms import ReviewForm
 from diagnosis.models import Review, Scan
 from diagnosis.reading import scan_reading_get
 from diagnosis.selectors import scan_can_review, scan_get_for_user, scan_is_positive
+from diagnosis.services.report_pdf import scan_report_pdf_render
 from diagnosis.services.scans import REVIEW_REFUSED, scan_review
 
 
@@ -85,14 +86,33 @@ def scan_report(request, pk: int):
     if scan.status not in REPORTED:
         return render(request, "diagnosis/scan_report.html", {"scan": scan, "available": False}, status=404)
     record_access(scan, what="report")
-    context = {
+    return render(request, "diagnosis/scan_report.html", scan_report_context(scan=scan, viewer=request.user))
+
+
+def scan_report_context(*, scan, viewer) -> dict:
+    """What the printable report shows; the page and its PDF (diagnosis.services.report_pdf) share it."""
+    return {
         "scan": scan,
         "available": True,
         "status": scan_status_data(scan),
         "review": _review_of(scan),
+        "viewer": viewer,
         "generated_at": timezone.now(),
     }
-    return render(request, "diagnosis/scan_report.html", context)
+
+
+@require_GET
+def scan_report_pdf(request, pk: int):
+    """The printable report as a one-page PDF download, for a scan with a result."""
+    scan = scan_get_for_user(user=request.user, pk=pk)
+    if scan.status != scan.Status.DONE:
+        raise Http404("This scan has no report yet.")
+    pdf = scan_report_pdf_render(scan=scan, viewer=request.user)
+    record_access(scan, what="report PDF")
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="covidxray-scan-{scan.pk}-report.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @session_not_renewed

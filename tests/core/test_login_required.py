@@ -19,6 +19,8 @@ PUBLIC_URL_NAMES = {
     # Browsers ask for it on every page, the sign-in pages included; it shows nothing private.
     "favicon",
 }
+# Endpoints for other systems: they authenticate with an API token (tests/interop), never a session.
+TOKEN_URL_NAMES = {"interop:fhir_diagnostic_report", "interop:fhir_diagnostic_report_search"}
 DUMMY_VALUES = {"int": "1", "str": "x", "slug": "x", "path": "x", "uuid": str(uuid.uuid4())}
 
 
@@ -54,9 +56,20 @@ def test_the_walk_covers_the_app_and_the_admin():
     assert {"home", "accounts:profile", "accounts:password_change", "admin:index"} <= names
 
 
-def test_only_the_sign_in_pages_and_the_favicon_are_public():
+def test_only_the_sign_in_pages_the_favicon_and_the_token_endpoints_skip_the_sign_in():
     public = {name for name, _, view in ALL_PATTERNS if not getattr(view, "login_required", True)}
-    assert public == PUBLIC_URL_NAMES
+    assert public == PUBLIC_URL_NAMES | TOKEN_URL_NAMES
+
+
+@pytest.mark.parametrize(("name", "path"), [(name, path) for name, path, _ in ALL_PATTERNS if name in TOKEN_URL_NAMES])
+def test_token_endpoints_refuse_anonymous_users_and_browser_sessions(client, staff_user, name, path):
+    anonymous = client.get(path)
+    client.force_login(staff_user)
+    signed_in = client.get(path)
+
+    for response in (anonymous, signed_in):
+        assert response.status_code == 401, f"{name} ({path}) answered {response.status_code}"
+        assert response["WWW-Authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize(

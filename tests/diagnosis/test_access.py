@@ -38,6 +38,7 @@ KNOWN_NAMES = {
     "scan_delete",
     "scan_review",
     "scan_report",
+    "scan_report_pdf",
     "scan_status",
     "scan_image",
 }
