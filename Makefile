@@ -50,7 +50,7 @@ web: install
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 worker: install
-	$(BIN)/celery -A covidxray worker --loglevel=INFO --concurrency=1
+	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-covidxray.settings.local} $(BIN)/celery -A covidxray worker --loglevel=INFO --concurrency=1
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -92,6 +92,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
         }
     )
     DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite is the embedded default and must hold a worker and a few doctors at once. WAL: readers never
+    # wait for the writer. IMMEDIATE: a transaction takes the write lock when it begins, so two that read
+    # first cannot deadlock on upgrading to a write (SQLite answers that "database is locked" at once,
+    # without waiting). A writer waits up to the busy timeout for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("DJANGO_SQLITE_BUSY_TIMEOUT", default=20),
+        }
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from diagnosis.models import Patient, Review, Scan
 from diagnosis.selectors import patient_can_upload, scan_can_review
+from diagnosis.services.heatmaps import scans_heatmap_queue_missing
 from diagnosis.validators import validate_xray_upload
 from mlcore.core.imaging import read_dicom_header
 
@@ -73,7 +74,8 @@ def queue_scan(scan_id: int) -> None:
 
 
 def scans_requeue_stale(*, now: datetime.datetime | None = None) -> int:
-    """Take back scans whose worker's lease ran out (it died), and queue the pending scans again.
+    """Take back scans whose worker's lease ran out (it died), and queue the pending scans again, and the
+    heatmaps that workers which died after a result never stored.
 
     One task per batch of pending scans is enough, since each task claims a whole batch. Re-queuing is
     safe: a task only works on scans it claims, and a claim succeeds once. Returns the pending count.
@@ -90,6 +92,7 @@ def scans_requeue_stale(*, now: datetime.datetime | None = None) -> int:
     )
     for first_of_batch in pending[:: settings.SCAN_BATCH_SIZE]:
         queue_scan(first_of_batch)
+    scans_heatmap_queue_missing(now=now)
     return len(pending)
 
 

@@ -31,3 +31,15 @@ def test_four_byte_characters_survive_a_round_trip(make_doctor):
     doctor = make_doctor(full_name="Dr Zoë Łukasiewicz 🩺")
 
     assert User.objects.get(pk=doctor.pk).full_name == "Dr Zoë Łukasiewicz 🩺"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite connection settings")
+def test_sqlite_runs_in_wal_mode_with_immediate_transactions_and_a_busy_timeout():
+    """Readers do not wait for the writer, transactions never deadlock upgrading to a write, writers wait."""
+    with connection.cursor() as cursor:
+        journal_mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        busy_timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+
+    assert journal_mode == "wal"
+    assert busy_timeout_ms == 20_000
+    assert connection.transaction_mode == "IMMEDIATE"

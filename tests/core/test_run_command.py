@@ -23,7 +23,6 @@ def test_procfile_serves_the_login_page_and_starts_a_worker(tmp_path):
     port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")} | {
-        "DJANGO_SETTINGS_MODULE": "covidxray.settings.local",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
         "WEB_PORT": str(port),
         "PACS_PORT": str(free_port()),
