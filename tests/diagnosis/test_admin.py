@@ -14,6 +14,7 @@ def scans(patient, doctor):
         file_type="PNG",
         uploaded_by=doctor,
         status="done",
+        result="positive",
         label="COVID",
         probability=0.9,
         preview="derived/p.png",

@@ -55,7 +55,14 @@ def test_counts_pending_positive_awaiting_and_reviewed_in_one_query(
     doctor.get_all_permissions()  # read once per request, as for request.user; the counts are then one query
     with django_assert_num_queries(1):
         counts = worklist_counts(user=doctor, since=since)
-    assert counts == {"pending": 2, "positive": 2, "awaiting_review": 2, "reviewed": 2}
+    assert counts == {
+        "pending": 2,
+        "positive": 2,
+        "awaiting_review": 2,
+        "reviewed": 2,
+        "indeterminate": 0,
+        "not_assessable": 0,
+    }
 
     response = doctor_client.get(reverse("home"))
     assert response.context["counts"] == counts

@@ -65,6 +65,9 @@ def make_scan(patient, *, label="COVID", finding=None, file_type="PNG", content=
         uploaded_by=patient.created_by,
         status=status,
         label=label if status == Scan.Status.DONE else "",
+        result=(Scan.Result.POSITIVE if label == "COVID" else Scan.Result.NEGATIVE)
+        if status == Scan.Status.DONE
+        else "",
         probability=0.8 if status == Scan.Status.DONE else None,
     )
     scan.image.save("upload", ContentFile(content or xray_png(seed=patient.pk, label=label)), save=False)

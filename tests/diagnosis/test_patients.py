@@ -18,8 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 def make_scan(patient, *, by=None, status="done", label="", probability=None, ago=None, finding=None, **fields):
-    """A scan row as the worker leaves it (no image needed); `ago` backdates the upload, `finding` reviews it."""
+    """A scan row as the worker leaves it (no image needed; its result follows from the label as the worker's
+    does); `ago` backdates the upload, `finding` reviews it."""
     by = by or patient.created_by
+    if status == "done" and label and "result" not in fields:
+        version = fields.get("model_version")
+        positive_class = version.positive_class if version else "COVID"
+        fields["result"] = Scan.Result.POSITIVE if label == positive_class else Scan.Result.NEGATIVE
     scan = Scan.objects.create(
         patient=patient,
         image="originals/test.png",

@@ -14,6 +14,7 @@ def diagnosed(patient, doctor):
         file_type="PNG",
         uploaded_by=doctor,
         status="done",
+        result="positive",
         label="COVID",
         probability=0.91,
         threshold=0.7,
