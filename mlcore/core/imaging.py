@@ -8,7 +8,10 @@ from __future__ import annotations
 import datetime
 import io
 import re
+import struct
 import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +21,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 PNG, JPEG, DICOM = "PNG", "JPEG", "DICOM"
 DEFAULT_MAX_PIXELS = 60_000_000
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+# A deflated DICOM is inflated this far to read its header, and its data set may hold this much beside its
+# pixel data: far more than any radiograph's header needs, far less than a few hundred KB of zeros inflate to.
+DICOM_HEADER_MAX_INFLATED_BYTES = 4 * 1024 * 1024
+# Explicit-VR elements whose length takes four bytes (PS3.5 7.1.2); the others take two.
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
 class ImageDecodeError(ValueError):
@@ -47,36 +56,101 @@ def read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
     return data
 
 
+@dataclass(frozen=True)
+class ImageSize:
+    """What an image's header says it holds, read before anything is decoded."""
+
+    kind: str
+    width: int
+    height: int
+    frames: int = 1
+    samples: int = 1
+    bits_allocated: int = 8
+
+    @property
+    def pixels(self) -> int:
+        """What the pixel limit counts: a DICOM's every frame and sample is stored, so each counts."""
+        return self.width * self.height * self.frames * self.samples
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.pixels * -(-self.bits_allocated // 8)
+
+
 def decode_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return a 2-D float32 array in [0, 1] (0 = black), whatever the format and bit depth."""
+    """Return a 2-D float32 array in [0, 1] (0 = black), whatever the format and bit depth.
+
+    The size in the header is held against `max_pixels` before anything is decoded.
+    """
     data = read_bytes(source)
+    kind = _kind(data)
+    if kind == DICOM:
+        return _dicom_guarded(_dicom_to_gray_unit, data, max_pixels=max_pixels)
+    with raster_errors(kind):
+        image = open_raster(data, kind, max_pixels=max_pixels)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    return _to_gray_unit(image)
+
+
+def check_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSize:
+    """Decode at a fraction of decode_image's cost, to tell a readable image from a damaged one.
+
+    The header's size is checked first; then a JPEG decodes at 1/8 scale (every coefficient is still read),
+    a PNG into Pillow's own buffer with no float copies, a DICOM only its first frame's stored values.
+    """
+    data = read_bytes(source)
+    kind = _kind(data)
+    if kind == DICOM:
+        return _dicom_guarded(_dicom_first_frame_checked, data, max_pixels=max_pixels)
+    with raster_errors(kind):
+        image = open_raster(data, kind, max_pixels=max_pixels)
+        size = ImageSize(kind, *image.size)
+        if kind == JPEG:
+            image.draft("L", (max(1, size.width // 8), max(1, size.height // 8)))
+        image.load()
+    return size
+
+
+def read_image_size(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSize:
+    """The size from the header alone (nothing decoded, a deflated DICOM inflated only to its header)."""
+    data = read_bytes(source)
+    kind = _kind(data)
+    if kind == DICOM:
+        return _dicom_guarded(_dicom_header_size, data, max_pixels=max_pixels)
+    with raster_errors(kind):
+        return ImageSize(kind, *open_raster(data, kind, max_pixels=max_pixels).size)
+
+
+def _kind(data: bytes) -> str:
     kind = sniff_format(data[:132])
     if kind is None:
         raise ImageDecodeError("Not a PNG, JPEG or DICOM file.")
-    if kind == DICOM:
-        return _decode_dicom(data, max_pixels=max_pixels)
-    return _decode_raster(data, kind, max_pixels=max_pixels)
+    return kind
 
 
-def _decode_raster(data: bytes, kind: str, *, max_pixels: int) -> np.ndarray:
+@contextmanager
+def raster_errors(kind: str):
+    """Pillow's many exception types as one clear ImageDecodeError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageDecodeError(
-                    f"The image has {width}x{height} pixels, more than the limit of {max_pixels:,}."
-                )
-            image.load()
-            image = ImageOps.exif_transpose(image)
+            yield
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageDecodeError(f"The {kind} file is damaged or truncated: {error}") from error
     except Image.DecompressionBombWarning as error:
         raise ImageDecodeError(f"The {kind} image is too large to decode safely: {error}") from error
-    return _to_gray_unit(image)
+
+
+def open_raster(data: bytes, kind: str, *, max_pixels: int) -> Image.Image:
+    """Opening reads only the header; the limit is checked before any pixel is decoded."""
+    image = Image.open(io.BytesIO(data), formats=[kind])
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"The image has {width}x{height} pixels, more than the limit of {max_pixels:,}.")
+    return image
 
 
 def _to_gray_unit(image: Image.Image) -> np.ndarray:
@@ -94,41 +168,177 @@ def _to_gray_unit(image: Image.Image) -> np.ndarray:
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(black, rgba)
     if image.mode != "L":
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-        return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) / 255.0
+        return _luma(image.convert("RGB"))
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
-def _decode_dicom(data: bytes, *, max_pixels: int) -> np.ndarray:
+def _luma(rgb: Image.Image) -> np.ndarray:
+    """ITU-R 601 luma of an RGB image, a band at a time: two float planes in memory rather than four."""
+    gray = np.zeros((rgb.height, rgb.width), dtype=np.float32)
+    for band, weight in enumerate((0.299, 0.587, 0.114)):
+        channel = np.asarray(rgb.getchannel(band), dtype=np.float32)
+        channel *= np.float32(weight / 255.0)
+        gray += channel
+    return gray
+
+
+def _dicom_guarded(read, data: bytes, *, max_pixels: int):
     try:
-        return _dicom_to_gray_unit(data, max_pixels=max_pixels)
+        return read(data, max_pixels=max_pixels)
     except ImageDecodeError:
         raise
     except Exception as error:  # pydicom reads lazily and raises many types for damaged files
         raise ImageDecodeError(f"The DICOM file is damaged or not supported: {error}") from error
 
 
-def _dicom_to_gray_unit(data: bytes, *, max_pixels: int) -> np.ndarray:
+def _dicom_header_size(data: bytes, *, max_pixels: int) -> ImageSize:
+    return _dicom_size(_read_dicom_header_dataset(data), max_pixels=max_pixels)
+
+
+def _dicom_first_frame_checked(data: bytes, *, max_pixels: int) -> ImageSize:
+    dataset = read_dicom_dataset(data, max_pixels=max_pixels)
+    size = _dicom_size(dataset, max_pixels=max_pixels)
+    _first_frame(dataset)
+    return size
+
+
+def _dicom_size(dataset, *, max_pixels: int) -> ImageSize:
+    """Rows x Columns x frames x samples per pixel against the limit, and the bytes they take, before decoding."""
+    if "PixelData" not in dataset and not ("Rows" in dataset and "Columns" in dataset):
+        raise ImageDecodeError("The DICOM file has no image (no pixel data).")
+    size = ImageSize(
+        DICOM,
+        width=int(dataset.get("Columns") or 0),
+        height=int(dataset.get("Rows") or 0),
+        frames=int(dataset.get("NumberOfFrames") or 1),
+        samples=int(dataset.get("SamplesPerPixel") or 1),
+        bits_allocated=int(dataset.get("BitsAllocated") or 16),
+    )
+    if min(size.width, size.height, size.frames, size.samples, size.bits_allocated) < 1:
+        raise ImageDecodeError(f"The DICOM header gives no usable image size ({size.width}x{size.height}).")
+    if size.pixels > max_pixels:
+        layers = f" x {size.frames} frames" if size.frames > 1 else ""
+        layers += f" x {size.samples} samples" if size.samples > 1 else ""
+        raise ImageDecodeError(
+            f"The DICOM image has {size.width}x{size.height} pixels{layers}, {size.pixels:,} values: "
+            f"more than the limit of {max_pixels:,}."
+        )
+    if size.pixel_bytes > 2 * max_pixels:
+        raise ImageDecodeError(
+            f"The DICOM image takes {size.pixel_bytes:,} bytes at {size.bits_allocated} bits a value, more than "
+            f"{2 * max_pixels:,} (16-bit values at the pixel limit)."
+        )
+    return size
+
+
+def _first_frame(dataset) -> np.ndarray:
+    """Only the first frame is decoded (a radiograph has one; the limit counted them all)."""
+    dataset.pixel_array_options(index=0)
+    return dataset.pixel_array
+
+
+def _read_dicom_header_dataset(data: bytes):
+    """The data set up to its pixel data; a deflated one inflated no further than its header needs."""
+    syntax, start = _file_meta_syntax(data)
+    if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        body, _ = _inflate(data, start=start, limit=DICOM_HEADER_MAX_INFLATED_BYTES)
+        data = _explicit_vr_file(data, start=start, body=body)
+    return _dcmread(data, stop_before_pixels=True)
+
+
+def read_dicom_dataset(data: bytes, *, max_pixels: int):
+    """The whole data set. A deflated one is inflated in full only when its header's image is within the
+    limits, and then no further than that image needs: pydicom alone would inflate everything first, and a
+    few hundred KB of zeros inflate to gigabytes.
+    """
+    syntax, start = _file_meta_syntax(data)
+    if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        body, more = _inflate(data, start=start, limit=DICOM_HEADER_MAX_INFLATED_BYTES)
+        if more:
+            header = _dcmread(_explicit_vr_file(data, start=start, body=body), stop_before_pixels=True)
+            size = _dicom_size(header, max_pixels=max_pixels)
+            del header, body  # before inflating again, so the two never take memory together
+            limit = DICOM_HEADER_MAX_INFLATED_BYTES + size.pixel_bytes
+            body, more = _inflate(data, start=start, limit=limit)
+            if more:
+                raise ImageDecodeError(
+                    f"The deflated DICOM inflates to more than its {size.width}x{size.height} image needs "
+                    f"(over {limit / 1024**2:,.0f} MB); it was not read further."
+                )
+        data = _explicit_vr_file(data, start=start, body=body)
+    return _dcmread(data)
+
+
+def _dcmread(data: bytes, *, stop_before_pixels: bool = False):
     import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about every oddity it reads past
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+
+
+def _file_meta_syntax(data: bytes) -> tuple[str, int]:
+    """The transfer syntax and where the data set starts, from the file meta group (explicit VR) after 'DICM'."""
+    position, syntax = 132, ""
+    while position + 8 <= len(data):
+        group, element, vr = struct.unpack_from("<HH2s", data, position)
+        if group != 0x0002:
+            break
+        if vr in _LONG_LENGTH_VRS:
+            if position + 12 > len(data):
+                break
+            header, length = 12, struct.unpack_from("<I", data, position + 8)[0]
+        else:
+            header, length = 8, struct.unpack_from("<H", data, position + 6)[0]
+        if element == 0x0010:
+            syntax = data[position + header : position + header + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        position += header + length
+    return syntax, min(position, len(data))
+
+
+def _inflate(data: bytes, *, start: int, limit: int) -> tuple[bytes, bool]:
+    """The deflated data set from `start`, at most `limit` bytes of it, and whether it holds more."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(memoryview(data)[start:], limit + 1)
+    except zlib.error as error:
+        raise ImageDecodeError(f"The deflated DICOM data set is damaged: {error}") from error
+    return body[:limit], len(body) > limit
+
+
+def _explicit_vr_file(data: bytes, *, start: int, body: bytes) -> bytes:
+    """The same file with `body`, the inflated data set, stored as Explicit VR Little Endian."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset(read_dataset(io.BytesIO(data[132:start]), is_implicit_VR=False, is_little_endian=True))
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    out.write(data[:132])
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(body)
+    return out.getvalue()
+
+
+def _dicom_to_gray_unit(data: bytes, *, max_pixels: int) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset = read_dicom_dataset(data, max_pixels=max_pixels)
     if "PixelData" not in dataset:
         raise ImageDecodeError("The DICOM file has no image (no pixel data).")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    if rows * columns > max_pixels:
-        raise ImageDecodeError(f"The DICOM image has {columns}x{rows} pixels, more than the limit.")
-    pixels = dataset.pixel_array
-    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-        pixels = pixels[0]
+    _dicom_size(dataset, max_pixels=max_pixels)
+    pixels = _first_frame(dataset)
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if pixels.ndim == 3:
         if photometric.startswith("YBR"):
             from pydicom.pixels import convert_color_space
 
             pixels = convert_color_space(pixels, photometric, "RGB")
-        pixels = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return _min_max(pixels)
+        return _min_max(pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
     values = apply_modality_lut(pixels, dataset)
     values = apply_voi_lut(values, dataset, prefer_lut=True)
     gray = _min_max(np.asarray(values, dtype=np.float32))
@@ -165,12 +375,10 @@ def read_dicom_header(source: str | Path | bytes | BinaryIO) -> DicomHeader:
     data = read_bytes(source)
     if sniff_format(data[:132]) != DICOM:
         raise ImageDecodeError("Not a DICOM file: there is no 'DICM' marker at byte 128.")
-    import pydicom
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns about every oddity it reads past
-            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        dataset = _read_dicom_header_dataset(data)
+    except ImageDecodeError:
+        raise
     except Exception as error:  # pydicom raises many types for damaged headers
         raise ImageDecodeError(f"The DICOM header is damaged: {error}") from error
     if not getattr(dataset, "file_meta", None):
@@ -273,18 +481,17 @@ IDENTIFYING_KEYWORDS = (
 REPLACED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
 
 
-def deidentify_dicom(data: bytes, *, pseudonym: str) -> bytes:
+def deidentify_dicom(data: bytes, *, pseudonym: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """The same image with the patient's identity taken out of its header, for datasets leaving the ward.
 
     Names, record numbers, dates, places and private tags go; the UIDs that would link the file back
     to the hospital's archive are replaced; the patient is `pseudonym`. Pixels are left alone, so text
     burned into the image stays: that needs looking at by a person.
     """
-    import pydicom
     from pydicom.uid import generate_uid
 
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
+        dataset = read_dicom_dataset(data, max_pixels=max_pixels)
     except Exception as error:  # pydicom raises many types for damaged files
         raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
     if "PixelData" not in dataset or not getattr(dataset, "file_meta", None):
