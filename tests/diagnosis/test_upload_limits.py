@@ -8,7 +8,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from diagnosis.models import Scan
-from tests.diagnosis.conftest import xray_png
+from diagnosis.services.inference import scans_diagnose
+from diagnosis.services.scans import scan_create
+from tests.diagnosis.conftest import xray_png, xray_upload
 from tests.memory import MB, peak_memory
 from tests.mlcore.bombs import deflated_dicom_bomb, deflated_multiframe_bomb, flat_raster
 
@@ -109,3 +111,22 @@ def queued(monkeypatch):
     queued = []
     monkeypatch.setattr(scan_services, "queue_scan", queued.append)
     return queued
+
+
+@pytest.mark.parametrize("bomb", [deflated_dicom_bomb, deflated_multiframe_bomb], ids=["deflated", "frames"])
+def test_a_bomb_already_in_storage_fails_its_scan_with_the_reason_and_the_worker_reads_the_next(
+    make_version, patient, doctor, bomb, queued
+):
+    """Files stored before these limits existed reach the worker: it refuses them from the header too."""
+    make_version()
+    stored, fine = (scan_create(patient=patient, image=xray_upload(seed=n), uploaded_by=doctor) for n in (1, 2))
+    with stored.image.storage.open(stored.image.name, "wb") as handle:
+        handle.write(bomb())
+
+    done = scans_diagnose(first_scan_id=stored.pk)
+
+    stored.refresh_from_db()
+    assert done == [fine.pk]
+    assert stored.status == Scan.Status.FAILED
+    assert stored.status_message.startswith("The image cannot be read: The DICOM image has")
+    assert "more than the limit" in stored.status_message
