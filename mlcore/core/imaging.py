@@ -89,7 +89,7 @@ def decode_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEF
     with raster_errors(kind):
         image = open_raster(data, kind, max_pixels=max_pixels)
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     return _to_gray_unit(image)
 
 
@@ -156,20 +156,27 @@ def open_raster(data: bytes, kind: str, *, max_pixels: int) -> Image.Image:
 def _to_gray_unit(image: Image.Image) -> np.ndarray:
     """Grayscale in [0, 1] without losing 16-bit precision; transparency is flattened onto black."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(image, dtype=np.float32) / 65535.0
+        return _scaled(image, 65535.0)
     if image.mode == "I":
         values = np.asarray(image, dtype=np.float32)
         top = 65535.0 if values.max(initial=0) > 255 else 255.0
         return np.clip(values / top, 0.0, 1.0)
     if image.mode == "F":
-        return _min_max(np.asarray(image, dtype=np.float32))
+        return _min_max(np.array(image, dtype=np.float32))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(black, rgba)
     if image.mode != "L":
-        return _luma(image.convert("RGB"))
-    return np.asarray(image, dtype=np.float32) / 255.0
+        return _luma(image if image.mode == "RGB" else image.convert("RGB"))
+    return _scaled(image, 255.0)
+
+
+def _scaled(image: Image.Image, top: float) -> np.ndarray:
+    """One float plane, divided in place."""
+    values = np.array(image, dtype=np.float32)
+    values /= top
+    return values
 
 
 def _luma(rgb: Image.Image) -> np.ndarray:
@@ -325,8 +332,6 @@ def _explicit_vr_file(data: bytes, *, start: int, body: bytes) -> bytes:
 
 
 def _dicom_to_gray_unit(data: bytes, *, max_pixels: int) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
     dataset = read_dicom_dataset(data, max_pixels=max_pixels)
     if "PixelData" not in dataset:
         raise ImageDecodeError("The DICOM file has no image (no pixel data).")
@@ -338,21 +343,44 @@ def _dicom_to_gray_unit(data: bytes, *, max_pixels: int) -> np.ndarray:
             from pydicom.pixels import convert_color_space
 
             pixels = convert_color_space(pixels, photometric, "RGB")
-        return _min_max(pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
-    values = apply_modality_lut(pixels, dataset)
-    values = apply_voi_lut(values, dataset, prefer_lut=True)
-    gray = _min_max(np.asarray(values, dtype=np.float32))
+        gray = np.zeros(pixels.shape[:2], dtype=np.float32)
+        for band, weight in enumerate((0.299, 0.587, 0.114)):
+            gray += pixels[..., band].astype(np.float32) * np.float32(weight)
+        return _min_max(gray)
+    gray = _min_max(_lut_applied(pixels, dataset))
     if photometric == "MONOCHROME1":
-        gray = 1.0 - gray
+        np.subtract(1.0, gray, out=gray)
+    return gray
+
+
+ROWS_PER_STRIP = 256
+
+
+def _lut_applied(pixels: np.ndarray, dataset) -> np.ndarray:
+    """Modality then VOI LUT into one float32 image, a strip of rows at a time.
+
+    pydicom computes both in float64 over the whole image, with masks and copies (some 45 bytes a pixel);
+    each maps pixel by pixel, so strips give the same values within a small working set.
+    """
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    gray = np.empty(pixels.shape, dtype=np.float32)
+    for top in range(0, pixels.shape[0], ROWS_PER_STRIP):
+        rows = slice(top, top + ROWS_PER_STRIP)
+        gray[rows] = apply_voi_lut(apply_modality_lut(pixels[rows], dataset), dataset, prefer_lut=True)
     return gray
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:
-    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    """`values`, a float32 array of the caller's that may be overwritten, scaled to [0, 1] in place."""
+    np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     low, high = float(values.min(initial=0)), float(values.max(initial=0))
     if high <= low:
-        return np.zeros_like(values, dtype=np.float32)
-    return (values - low) / (high - low)
+        values[...] = 0.0
+        return values
+    values -= low
+    values /= high - low
+    return values
 
 
 @dataclass(frozen=True)

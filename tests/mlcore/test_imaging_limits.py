@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from mlcore.core.imaging import (
     DICOM,
@@ -185,13 +188,29 @@ def test_a_raster_over_the_limit_is_refused_from_its_header():
         assert peak.resident < 4 * MB, peak
 
 
-def test_decoding_a_colour_raster_keeps_to_a_bound_per_pixel():
-    """The worker decodes in full: at most 20 bytes a pixel at the peak (Pillow's RGB, one band, two planes)."""
-    bomb = flat_raster(kind="PNG")
+@pytest.mark.parametrize(("mode", "traced_per_pixel"), [("L", 6), ("RGB", 14)])
+def test_decoding_a_raster_keeps_to_a_bound_per_pixel(mode, traced_per_pixel):
+    """The worker decodes in full: one float plane for gray (two for colour, a band at a time) besides Pillow's."""
+    buffer = io.BytesIO()
+    Image.new(mode, (3000, 2000), 40 if mode == "L" else (40, 40, 40)).save(buffer, format="PNG")
 
     with peak_memory() as peak:
-        gray = decode_image(bomb)
+        gray = decode_image(buffer.getvalue())
 
     assert gray.shape == (2000, 3000)
     assert float(gray.max()) == pytest.approx(40 / 255, abs=1e-5)
+    assert peak.traced < traced_per_pixel * 6_000_000, peak  # was 8 and 23 bytes a pixel
     assert peak.resident < 20 * 6_000_000, peak
+
+
+def test_decoding_a_windowed_dicom_keeps_to_a_bound_per_pixel():
+    """Modality and VOI LUTs in strips: pydicom's float64 planes over the whole image took 28 bytes a pixel."""
+    stored = random_pixels(2000, 3000)
+    data = dicom_bytes(stored, WindowCenter="2000", WindowWidth="4000", RescaleSlope="2", RescaleIntercept="-10")
+
+    with peak_memory() as peak:
+        gray = decode_image(data)
+
+    assert gray.shape == (2000, 3000)
+    assert gray.dtype == np.float32
+    assert peak.traced < 16 * 6_000_000, peak
