@@ -359,7 +359,7 @@ ROWS_PER_STRIP = 256
 def _lut_applied(pixels: np.ndarray, dataset) -> np.ndarray:
     """Modality then VOI LUT into one float32 image, a strip of rows at a time.
 
-    pydicom computes both in float64 over the whole image, with masks and copies (some 45 bytes a pixel);
+    pydicom computes both in float64 over the whole image, with masks and copies (28 bytes a pixel, windowed);
     each maps pixel by pixel, so strips give the same values within a small working set.
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
