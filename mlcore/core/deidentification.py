@@ -40,13 +40,13 @@ def deidentify_dicom(data: bytes, *, pseudonym: str, uid_key: bytes, max_pixels:
         raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
     if "PixelData" not in dataset or not getattr(dataset, "file_meta", None):
         raise ImageDecodeError("The DICOM file is damaged: it has no image or no file meta information.")
-    _apply_basic_profile(dataset)
-    _replace_instance_uids(dataset, uid_key=uid_key)
-    _mark_deidentified(dataset, pseudonym=pseudonym)
     buffer = io.BytesIO()
     try:
+        _apply_basic_profile(dataset)
+        _replace_instance_uids(dataset, uid_key=uid_key)
+        _mark_deidentified(dataset, pseudonym=pseudonym)
         dataset.save_as(buffer, enforce_file_format=True)
-    except Exception as error:  # a header pydicom could read but cannot write back
+    except Exception as error:  # values pydicom read lazily but cannot convert, change or write back
         raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
     return buffer.getvalue()
 

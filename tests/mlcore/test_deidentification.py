@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from pydicom import dcmread
 from pydicom.uid import ComputedRadiographyImageStorage
@@ -21,6 +23,7 @@ from tests.mlcore.identifying import (
     jpeg_with_exif,
     png_with_text_chunks,
 )
+from tests.mlcore.test_imaging_fuzz import FUZZ, mutated
 
 KEY = b"export-key"
 
@@ -139,3 +142,18 @@ def test_a_jpeg_is_written_again_from_its_pixels_without_exif_xmp_or_comment_and
     assert "comment" not in image.info
     assert image.size == (48, 64)  # turned upright before the EXIF went
     assert np.abs(decode_image(cleaned) - decode_image(original)).max() < 0.03
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_mutated_dicom_is_de_identified_or_refused_with_a_clear_error(data):
+    damaged = data.draw(mutated(identifying_dicom(pixels(shape=(16, 16)), sop_instance_uid="1.2.3.4")))
+    cleaned, refusal = None, ""
+    try:
+        cleaned = deidentify_dicom(damaged, pseudonym="p", uid_key=KEY)
+    except ImageDecodeError as error:
+        refusal = str(error)
+    if cleaned is None:
+        assert refusal.startswith("The DICOM file is damaged")
+    else:
+        assert dcmread(io.BytesIO(cleaned)).PatientIdentityRemoved == "YES"
