@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from diagnosis.models import Patient, Review, Scan
+from mlcore.core.imaging import ImageDecodeError, read_image_size
 
 
 class PatientForm(forms.ModelForm):
@@ -57,6 +58,28 @@ class ScanUploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         # upload.js refuses a too large file before sending it
         self.fields["images"].widget.attrs["data-max-bytes"] = settings.SCAN_MAX_UPLOAD_BYTES
+
+    def clean_images(self):
+        """All the images of one request within its pixel budget, counted from their headers before any decoding.
+
+        Each image is decoded once to be checked, so the budget bounds the work one request can ask for.
+        An unreadable header does not count here: that file's own check refuses it, saying why.
+        """
+        images = self.cleaned_data["images"]
+        total = 0
+        for image in images:
+            try:
+                total += read_image_size(image, max_pixels=settings.SCAN_MAX_PIXELS).pixels
+            except ImageDecodeError:
+                continue
+        budget = settings.SCAN_MAX_REQUEST_PIXELS
+        if total > budget:
+            raise forms.ValidationError(
+                f"These {len(images)} images hold {total / 1e6:,.0f} megapixels together; one upload may hold "
+                f"at most {budget / 1e6:,.0f} megapixels. Upload them in smaller groups.",
+                code="request_pixels",
+            )
+        return images
 
 
 class ReviewForm(forms.Form):

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
-from mlcore.core.imaging import ImageDecodeError, decode_image, read_bytes, sniff_format
+from mlcore.core.imaging import ImageDecodeError, check_image, read_bytes, sniff_format
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,10 @@ class CheckedUpload:
 
 
 def validate_xray_upload(upload) -> CheckedUpload:
-    """Recognise the format by content, never by name, and decode it fully once."""
+    """Recognise the format by content, never by name, and decode it once at reduced cost.
+
+    The pixel limit is held against the header before anything is decoded; the worker decodes in full.
+    """
     limit = settings.SCAN_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
         raise ValidationError(
@@ -33,8 +36,7 @@ def validate_xray_upload(upload) -> CheckedUpload:
     if kind is None:
         raise ValidationError("This is not a PNG, JPEG or DICOM image (whatever its name says).", code="unsupported")
     try:
-        gray = decode_image(data, max_pixels=settings.SCAN_MAX_PIXELS)
+        size = check_image(data, max_pixels=settings.SCAN_MAX_PIXELS)
     except ImageDecodeError as error:
         raise ValidationError(str(error), code="unreadable") from error
-    height, width = gray.shape
-    return CheckedUpload(file_type=kind, width=width, height=height)
+    return CheckedUpload(file_type=kind, width=size.width, height=size.height)

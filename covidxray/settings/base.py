@@ -236,6 +236,8 @@ STORAGES = {
 # Uploads: a size limit and a pixel limit against decompression bombs.
 SCAN_MAX_UPLOAD_BYTES = env.int("COVIDXRAY_MAX_UPLOAD_MB", default=25) * 1024 * 1024
 SCAN_MAX_PIXELS = env.int("COVIDXRAY_MAX_PIXELS", default=60_000_000)
+# All the images of one upload request together, so a hundred small pixel bombs are refused unread.
+SCAN_MAX_REQUEST_PIXELS = env.int("COVIDXRAY_MAX_REQUEST_PIXELS", default=200_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # The scan page polls its status with pauses that double from 1 s up to this many seconds, and stops after

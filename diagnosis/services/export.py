@@ -1,7 +1,7 @@
 """Reviewed scans as a dataset folder ``train_model`` reads, so doctors' findings train the next model.
 
 The layout is the one :func:`mlcore.core.dataset.discover_dataset` expects: one folder per class
-(``COVID/``, ``NORMAL/``) with the original uploads, and a ``manifest.csv`` whose patient ids keep a
+(``COVID/``, ``NORMAL/``) with the uploads de-identified, and a ``manifest.csv`` whose patient ids keep a
 patient's scans in one split. Patients appear only as keyed hashes; file names are scan ids.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from auditlog.context import set_actor
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -27,7 +28,8 @@ from django.utils.text import slugify
 from covidxray.audit import record_access
 from diagnosis.models import Review, Scan
 from mlcore.core.dataset import MANIFEST_NAME, NEGATIVE, POSITIVE
-from mlcore.core.imaging import ImageDecodeError, deidentify_dicom
+from mlcore.core.deidentification import deidentify_dicom, raster_without_metadata
+from mlcore.core.imaging import ImageDecodeError
 
 CLASS_FOLDERS = {Review.Finding.COVID: POSITIVE, Review.Finding.NORMAL: NEGATIVE}
 EXTENSIONS = {Scan.FileType.PNG: ".png", Scan.FileType.JPEG: ".jpg", Scan.FileType.DICOM: ".dcm"}
@@ -81,6 +83,11 @@ def pseudonymous_patient_id(patient_id: int) -> str:
     return salted_hmac("covidxray.dataset-export.patient", str(patient_id)).hexdigest()[:20]
 
 
+def export_uid_key() -> bytes:
+    """The key of the keyed hash that replaces DICOM UIDs: like the patient ids, stable with the same SECRET_KEY."""
+    return salted_hmac("covidxray.dataset-export.uid", "uid-key").digest()
+
+
 def reviewed_scans(*, since: datetime.date | None = None) -> QuerySet[Scan]:
     """Diagnosed scans a doctor has reviewed, optionally only those reviewed on or after `since`."""
     scans = Scan.objects.filter(status=Scan.Status.DONE, review__isnull=False)
@@ -99,7 +106,7 @@ def reviewed_scans_export(
     scans: QuerySet[Scan] | None = None,
     overwrite: bool = False,
 ) -> ExportSummary:
-    """Write the originals of reviewed COVID/NORMAL scans, a manifest and a README into `destination`.
+    """Write reviewed COVID/NORMAL scans, de-identified, a manifest and a README into `destination`.
 
     For use outside a request (the management command): the audit log names `exported_by` as the reader.
     """
@@ -167,6 +174,7 @@ def _prepare(destination: Path, *, overwrite: bool) -> None:
 
 def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict]:
     rows = []
+    uid_key = export_uid_key()
     for scan in scans:
         reason = _skip_reason(scan)
         if reason:
@@ -183,12 +191,11 @@ def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict
             continue
         record_access(scan, what="dataset export")
         patient_id = pseudonymous_patient_id(scan.patient_id)
-        if scan.file_type == Scan.FileType.DICOM:
-            try:
-                data = deidentify_dicom(data, pseudonym=patient_id)
-            except ImageDecodeError as error:
-                summary.skipped.append((scan.pk, f"the DICOM header could not be de-identified: {error}"))
-                continue
+        try:
+            data = _deidentified(scan, data, patient_id=patient_id, uid_key=uid_key)
+        except ImageDecodeError as error:
+            summary.skipped.append((scan.pk, f"the image could not be de-identified: {error}"))
+            continue
         (destination / relative).write_bytes(data)
         summary.counts[folder] += 1
         rows.append(
@@ -204,6 +211,12 @@ def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict
             }
         )
     return rows
+
+
+def _deidentified(scan: Scan, data: bytes, *, patient_id: str, uid_key: bytes) -> bytes:
+    if scan.file_type == Scan.FileType.DICOM:
+        return deidentify_dicom(data, pseudonym=patient_id, uid_key=uid_key, max_pixels=settings.SCAN_MAX_PIXELS)
+    return raster_without_metadata(data, max_pixels=settings.SCAN_MAX_PIXELS)
 
 
 def _skip_reason(scan: Scan) -> str:
@@ -240,14 +253,18 @@ CONTAINS PATIENT IMAGES. Keep this folder on protected storage, share it with no
 the care and model team, and delete it once the model is trained. Every image read for this
 export is recorded in the audit log.
 
-Each image is the original upload of a diagnosed scan, filed under the final finding of the
-doctor who reviewed it (scans reviewed as other findings or indeterminate are left out);
-DICOM headers are de-identified (names, record numbers, dates, places, private tags removed,
-archive UIDs replaced, the patient named by the pseudonymous id below).
+Each image is a diagnosed scan, filed under the final finding of the doctor who reviewed it
+(scans reviewed as other findings or indeterminate are left out). DICOM headers are
+de-identified with the DICOM PS3.15 Basic Application Level Confidentiality Profile, nested
+sequences included (names, record numbers, dates, places, descriptions, comments and private
+tags removed; UIDs replaced by a keyed hash, consistent within the export; the patient named
+by the pseudonymous id below). PNG and JPEG images are written again from their pixels, so
+no EXIF, XMP or text metadata is left (JPEG at quality 95).
 File names are scan ids. In manifest.csv, patient_id is a keyed hash of the patient record
 (the same patient gets the same id in every export made with this installation's secret key),
-never the record number or name. Pixels are exported as uploaded: any image may show
-burned-in text, which needs a person's check before the folder leaves the hospital.
+never the record number or name. Pixels are those uploaded (a JPEG's within re-encoding):
+any image may show burned-in text, which needs a person's check before the folder leaves
+the hospital.
 
 Train a new model version on it:
     manage.py train_model --data <this folder>

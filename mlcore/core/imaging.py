@@ -8,7 +8,10 @@ from __future__ import annotations
 import datetime
 import io
 import re
+import struct
 import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +21,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 PNG, JPEG, DICOM = "PNG", "JPEG", "DICOM"
 DEFAULT_MAX_PIXELS = 60_000_000
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+# A deflated DICOM is inflated this far to read its header, and its data set may hold this much beside its
+# pixel data: far more than any radiograph's header needs, far less than a few hundred KB of zeros inflate to.
+DICOM_HEADER_MAX_INFLATED_BYTES = 4 * 1024 * 1024
+# Explicit-VR elements whose length takes four bytes (PS3.5 7.1.2); the others take two.
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
 class ImageDecodeError(ValueError):
@@ -47,102 +56,331 @@ def read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
     return data
 
 
+@dataclass(frozen=True)
+class ImageSize:
+    """What an image's header says it holds, read before anything is decoded."""
+
+    kind: str
+    width: int
+    height: int
+    frames: int = 1
+    samples: int = 1
+    bits_allocated: int = 8
+
+    @property
+    def pixels(self) -> int:
+        """What the pixel limit counts: a DICOM's every frame and sample is stored, so each counts."""
+        return self.width * self.height * self.frames * self.samples
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.pixels * -(-self.bits_allocated // 8)
+
+
 def decode_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return a 2-D float32 array in [0, 1] (0 = black), whatever the format and bit depth."""
+    """Return a 2-D float32 array in [0, 1] (0 = black), whatever the format and bit depth.
+
+    The size in the header is held against `max_pixels` before anything is decoded.
+    """
     data = read_bytes(source)
+    kind = _kind(data)
+    if kind == DICOM:
+        return _dicom_guarded(_dicom_to_gray_unit, data, max_pixels=max_pixels)
+    with raster_errors(kind):
+        image = open_raster(data, kind, max_pixels=max_pixels)
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+    return _to_gray_unit(image)
+
+
+def check_image(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSize:
+    """Decode at a fraction of decode_image's cost, to tell a readable image from a damaged one.
+
+    The header's size is checked first; then a JPEG decodes at 1/8 scale (every coefficient is still read),
+    a PNG into Pillow's own buffer with no float copies, a DICOM only its first frame's stored values.
+    """
+    data = read_bytes(source)
+    kind = _kind(data)
+    if kind == DICOM:
+        return _dicom_guarded(_dicom_first_frame_checked, data, max_pixels=max_pixels)
+    with raster_errors(kind):
+        image = open_raster(data, kind, max_pixels=max_pixels)
+        size = ImageSize(kind, *image.size)
+        if kind == JPEG:
+            image.draft("L", (max(1, size.width // 8), max(1, size.height // 8)))
+        image.load()
+    return size
+
+
+def read_image_size(source: str | Path | bytes | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageSize:
+    """The size from the header alone (nothing decoded, a deflated DICOM inflated only to its header)."""
+    data = read_bytes(source)
+    kind = _kind(data)
+    if kind == DICOM:
+        return _dicom_guarded(_dicom_header_size, data, max_pixels=max_pixels)
+    with raster_errors(kind):
+        return ImageSize(kind, *open_raster(data, kind, max_pixels=max_pixels).size)
+
+
+def _kind(data: bytes) -> str:
     kind = sniff_format(data[:132])
     if kind is None:
         raise ImageDecodeError("Not a PNG, JPEG or DICOM file.")
-    if kind == DICOM:
-        return _decode_dicom(data, max_pixels=max_pixels)
-    return _decode_raster(data, kind, max_pixels=max_pixels)
+    return kind
 
 
-def _decode_raster(data: bytes, kind: str, *, max_pixels: int) -> np.ndarray:
+@contextmanager
+def raster_errors(kind: str):
+    """Pillow's many exception types as one clear ImageDecodeError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageDecodeError(
-                    f"The image has {width}x{height} pixels, more than the limit of {max_pixels:,}."
-                )
-            image.load()
-            image = ImageOps.exif_transpose(image)
+            yield
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageDecodeError(f"The {kind} file is damaged or truncated: {error}") from error
     except Image.DecompressionBombWarning as error:
         raise ImageDecodeError(f"The {kind} image is too large to decode safely: {error}") from error
-    return _to_gray_unit(image)
+
+
+def open_raster(data: bytes, kind: str, *, max_pixels: int) -> Image.Image:
+    """Opening reads only the header; the limit is checked before any pixel is decoded."""
+    image = Image.open(io.BytesIO(data), formats=[kind])
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"The image has {width}x{height} pixels, more than the limit of {max_pixels:,}.")
+    return image
 
 
 def _to_gray_unit(image: Image.Image) -> np.ndarray:
     """Grayscale in [0, 1] without losing 16-bit precision; transparency is flattened onto black."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(image, dtype=np.float32) / 65535.0
+        return _scaled(image, 65535.0)
     if image.mode == "I":
         values = np.asarray(image, dtype=np.float32)
         top = 65535.0 if values.max(initial=0) > 255 else 255.0
         return np.clip(values / top, 0.0, 1.0)
     if image.mode == "F":
-        return _min_max(np.asarray(image, dtype=np.float32))
+        return _min_max(np.array(image, dtype=np.float32))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(black, rgba)
     if image.mode != "L":
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-        return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) / 255.0
-    return np.asarray(image, dtype=np.float32) / 255.0
+        return _luma(image if image.mode == "RGB" else image.convert("RGB"))
+    return _scaled(image, 255.0)
 
 
-def _decode_dicom(data: bytes, *, max_pixels: int) -> np.ndarray:
+def _scaled(image: Image.Image, top: float) -> np.ndarray:
+    """One float plane, divided in place."""
+    values = np.array(image, dtype=np.float32)
+    values /= top
+    return values
+
+
+def _luma(rgb: Image.Image) -> np.ndarray:
+    """ITU-R 601 luma of an RGB image, a band at a time: two float planes in memory rather than four."""
+    gray = np.zeros((rgb.height, rgb.width), dtype=np.float32)
+    for band, weight in enumerate((0.299, 0.587, 0.114)):
+        channel = np.asarray(rgb.getchannel(band), dtype=np.float32)
+        channel *= np.float32(weight / 255.0)
+        gray += channel
+    return gray
+
+
+def _dicom_guarded(read, data: bytes, *, max_pixels: int):
     try:
-        return _dicom_to_gray_unit(data, max_pixels=max_pixels)
+        return read(data, max_pixels=max_pixels)
     except ImageDecodeError:
         raise
     except Exception as error:  # pydicom reads lazily and raises many types for damaged files
         raise ImageDecodeError(f"The DICOM file is damaged or not supported: {error}") from error
 
 
-def _dicom_to_gray_unit(data: bytes, *, max_pixels: int) -> np.ndarray:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+def _dicom_header_size(data: bytes, *, max_pixels: int) -> ImageSize:
+    return _dicom_size(_read_dicom_header_dataset(data), max_pixels=max_pixels)
 
-    dataset = pydicom.dcmread(io.BytesIO(data))
+
+def _dicom_first_frame_checked(data: bytes, *, max_pixels: int) -> ImageSize:
+    dataset = read_dicom_dataset(data, max_pixels=max_pixels)
+    size = _dicom_size(dataset, max_pixels=max_pixels)
+    _first_frame(dataset)
+    return size
+
+
+def _dicom_size(dataset, *, max_pixels: int) -> ImageSize:
+    """Rows x Columns x frames x samples per pixel against the limit, and the bytes they take, before decoding."""
+    if "PixelData" not in dataset and not ("Rows" in dataset and "Columns" in dataset):
+        raise ImageDecodeError("The DICOM file has no image (no pixel data).")
+    size = ImageSize(
+        DICOM,
+        width=int(dataset.get("Columns") or 0),
+        height=int(dataset.get("Rows") or 0),
+        frames=int(dataset.get("NumberOfFrames") or 1),
+        samples=int(dataset.get("SamplesPerPixel") or 1),
+        bits_allocated=int(dataset.get("BitsAllocated") or 16),
+    )
+    if min(size.width, size.height, size.frames, size.samples, size.bits_allocated) < 1:
+        raise ImageDecodeError(f"The DICOM header gives no usable image size ({size.width}x{size.height}).")
+    if size.pixels > max_pixels:
+        layers = f" x {size.frames} frames" if size.frames > 1 else ""
+        layers += f" x {size.samples} samples" if size.samples > 1 else ""
+        raise ImageDecodeError(
+            f"The DICOM image has {size.width}x{size.height} pixels{layers}, {size.pixels:,} values: "
+            f"more than the limit of {max_pixels:,}."
+        )
+    if size.pixel_bytes > 2 * max_pixels:
+        raise ImageDecodeError(
+            f"The DICOM image takes {size.pixel_bytes:,} bytes at {size.bits_allocated} bits a value, more than "
+            f"{2 * max_pixels:,} (16-bit values at the pixel limit)."
+        )
+    return size
+
+
+def _first_frame(dataset) -> np.ndarray:
+    """Only the first frame is decoded (a radiograph has one; the limit counted them all)."""
+    dataset.pixel_array_options(index=0)
+    return dataset.pixel_array
+
+
+def _read_dicom_header_dataset(data: bytes):
+    """The data set up to its pixel data; a deflated one inflated no further than its header needs."""
+    syntax, start = _file_meta_syntax(data)
+    if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        body, _ = _inflate(data, start=start, limit=DICOM_HEADER_MAX_INFLATED_BYTES)
+        data = _explicit_vr_file(data, start=start, body=body)
+    return _dcmread(data, stop_before_pixels=True)
+
+
+def read_dicom_dataset(data: bytes, *, max_pixels: int):
+    """The whole data set. A deflated one is inflated in full only when its header's image is within the
+    limits, and then no further than that image needs: pydicom alone would inflate everything first, and a
+    few hundred KB of zeros inflate to gigabytes.
+    """
+    syntax, start = _file_meta_syntax(data)
+    if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        body, more = _inflate(data, start=start, limit=DICOM_HEADER_MAX_INFLATED_BYTES)
+        if more:
+            header = _dcmread(_explicit_vr_file(data, start=start, body=body), stop_before_pixels=True)
+            size = _dicom_size(header, max_pixels=max_pixels)
+            del header, body  # before inflating again, so the two never take memory together
+            limit = DICOM_HEADER_MAX_INFLATED_BYTES + size.pixel_bytes
+            body, more = _inflate(data, start=start, limit=limit)
+            if more:
+                raise ImageDecodeError(
+                    f"The deflated DICOM inflates to more than its {size.width}x{size.height} image needs "
+                    f"(over {limit / 1024**2:,.0f} MB); it was not read further."
+                )
+        data = _explicit_vr_file(data, start=start, body=body)
+    return _dcmread(data)
+
+
+def _dcmread(data: bytes, *, stop_before_pixels: bool = False):
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about every oddity it reads past
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+
+
+def _file_meta_syntax(data: bytes) -> tuple[str, int]:
+    """The transfer syntax and where the data set starts, from the file meta group (explicit VR) after 'DICM'."""
+    position, syntax = 132, ""
+    while position + 8 <= len(data):
+        group, element, vr = struct.unpack_from("<HH2s", data, position)
+        if group != 0x0002:
+            break
+        if vr in _LONG_LENGTH_VRS:
+            if position + 12 > len(data):
+                break
+            header, length = 12, struct.unpack_from("<I", data, position + 8)[0]
+        else:
+            header, length = 8, struct.unpack_from("<H", data, position + 6)[0]
+        if element == 0x0010:
+            syntax = data[position + header : position + header + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        position += header + length
+    return syntax, min(position, len(data))
+
+
+def _inflate(data: bytes, *, start: int, limit: int) -> tuple[bytes, bool]:
+    """The deflated data set from `start`, at most `limit` bytes of it, and whether it holds more."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(memoryview(data)[start:], limit + 1)
+    except zlib.error as error:
+        raise ImageDecodeError(f"The deflated DICOM data set is damaged: {error}") from error
+    return body[:limit], len(body) > limit
+
+
+def _explicit_vr_file(data: bytes, *, start: int, body: bytes) -> bytes:
+    """The same file with `body`, the inflated data set, stored as Explicit VR Little Endian."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset(read_dataset(io.BytesIO(data[132:start]), is_implicit_VR=False, is_little_endian=True))
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    out.write(data[:132])
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(body)
+    return out.getvalue()
+
+
+def _dicom_to_gray_unit(data: bytes, *, max_pixels: int) -> np.ndarray:
+    dataset = read_dicom_dataset(data, max_pixels=max_pixels)
     if "PixelData" not in dataset:
         raise ImageDecodeError("The DICOM file has no image (no pixel data).")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    if rows * columns > max_pixels:
-        raise ImageDecodeError(f"The DICOM image has {columns}x{rows} pixels, more than the limit.")
-    pixels = dataset.pixel_array
-    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-        pixels = pixels[0]
+    _dicom_size(dataset, max_pixels=max_pixels)
+    pixels = _first_frame(dataset)
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if pixels.ndim == 3:
         if photometric.startswith("YBR"):
             from pydicom.pixels import convert_color_space
 
             pixels = convert_color_space(pixels, photometric, "RGB")
-        pixels = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return _min_max(pixels)
-    values = apply_modality_lut(pixels, dataset)
-    values = apply_voi_lut(values, dataset, prefer_lut=True)
-    gray = _min_max(np.asarray(values, dtype=np.float32))
+        gray = np.zeros(pixels.shape[:2], dtype=np.float32)
+        for band, weight in enumerate((0.299, 0.587, 0.114)):
+            gray += pixels[..., band].astype(np.float32) * np.float32(weight)
+        return _min_max(gray)
+    gray = _min_max(_lut_applied(pixels, dataset))
     if photometric == "MONOCHROME1":
-        gray = 1.0 - gray
+        np.subtract(1.0, gray, out=gray)
+    return gray
+
+
+ROWS_PER_STRIP = 256
+
+
+def _lut_applied(pixels: np.ndarray, dataset) -> np.ndarray:
+    """Modality then VOI LUT into one float32 image, a strip of rows at a time.
+
+    pydicom computes both in float64 over the whole image, with masks and copies (28 bytes a pixel, windowed);
+    each maps pixel by pixel, so strips give the same values within a small working set.
+    """
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    gray = np.empty(pixels.shape, dtype=np.float32)
+    for top in range(0, pixels.shape[0], ROWS_PER_STRIP):
+        rows = slice(top, top + ROWS_PER_STRIP)
+        gray[rows] = apply_voi_lut(apply_modality_lut(pixels[rows], dataset), dataset, prefer_lut=True)
     return gray
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:
-    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    """`values`, a float32 array of the caller's that may be overwritten, scaled to [0, 1] in place."""
+    np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     low, high = float(values.min(initial=0)), float(values.max(initial=0))
     if high <= low:
-        return np.zeros_like(values, dtype=np.float32)
-    return (values - low) / (high - low)
+        values[...] = 0.0
+        return values
+    values -= low
+    values /= high - low
+    return values
 
 
 @dataclass(frozen=True)
@@ -168,12 +406,10 @@ def read_dicom_header(source: str | Path | bytes | BinaryIO) -> DicomHeader:
     data = read_bytes(source)
     if sniff_format(data[:132]) != DICOM:
         raise ImageDecodeError("Not a DICOM file: there is no 'DICM' marker at byte 128.")
-    import pydicom
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns about every oddity it reads past
-            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        dataset = _read_dicom_header_dataset(data)
+    except ImageDecodeError:
+        raise
     except Exception as error:  # pydicom raises many types for damaged headers
         raise ImageDecodeError(f"The DICOM header is damaged: {error}") from error
     if not getattr(dataset, "file_meta", None):
@@ -242,81 +478,3 @@ def _chest_view(text: str) -> str:
     """PA or AP from ViewPosition (also "AP SUPINE" and the like); other projections are not chest views."""
     first_word = re.split(r"[^A-Z]+", text.upper().strip())[0]
     return first_word if first_word in ("PA", "AP") else ""
-
-
-# Attributes that identify a patient, a visit or a place (DICOM PS3.15 Annex E, Basic Profile, the
-# ones chest radiographs carry). Every person name (VR PN) anywhere in the file goes as well.
-IDENTIFYING_KEYWORDS = (
-    "PatientID",
-    "OtherPatientIDs",
-    "OtherPatientIDsSequence",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientBirthTime",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "MedicalRecordLocator",
-    "AccessionNumber",
-    "StudyID",
-    "InstitutionName",
-    "InstitutionAddress",
-    "InstitutionalDepartmentName",
-    "StationName",
-    "DeviceSerialNumber",
-    "StudyDate",
-    "SeriesDate",
-    "AcquisitionDate",
-    "ContentDate",
-    "AcquisitionDateTime",
-    "StudyTime",
-    "SeriesTime",
-    "AcquisitionTime",
-    "ContentTime",
-    "RequestAttributesSequence",
-    "ReferencedPatientSequence",
-    "ImageComments",
-)
-REPLACED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
-
-
-def deidentify_dicom(data: bytes, *, pseudonym: str) -> bytes:
-    """The same image with the patient's identity taken out of its header, for datasets leaving the ward.
-
-    Names, record numbers, dates, places and private tags go; the UIDs that would link the file back
-    to the hospital's archive are replaced; the patient is `pseudonym`. Pixels are left alone, so text
-    burned into the image stays: that needs looking at by a person.
-    """
-    import pydicom
-    from pydicom.uid import generate_uid
-
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    except Exception as error:  # pydicom raises many types for damaged files
-        raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
-    if "PixelData" not in dataset or not getattr(dataset, "file_meta", None):
-        raise ImageDecodeError("The DICOM file is damaged: it has no image or no file meta information.")
-
-    def drop_names(ds, element):
-        if element.VR == "PN":
-            del ds[element.tag]
-
-    dataset.walk(drop_names)
-    dataset.remove_private_tags()
-    for keyword in IDENTIFYING_KEYWORDS:
-        if keyword in dataset:
-            delattr(dataset, keyword)
-    for keyword in REPLACED_UIDS:
-        if keyword in dataset:
-            setattr(dataset, keyword, generate_uid())
-    if "SOPInstanceUID" in dataset and getattr(dataset, "file_meta", None) is not None:
-        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    dataset.PatientID = pseudonym
-    dataset.PatientName = pseudonym
-    dataset.PatientIdentityRemoved = "YES"
-    dataset.DeidentificationMethod = "CovidXray dataset export: PS3.15 Basic Profile attributes removed"
-    buffer = io.BytesIO()
-    try:
-        dataset.save_as(buffer, enforce_file_format=True)
-    except Exception as error:  # a header pydicom could read but cannot write back
-        raise ImageDecodeError(f"The DICOM file is damaged: {error}") from error
-    return buffer.getvalue()

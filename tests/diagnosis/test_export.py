@@ -27,6 +27,7 @@ from mlcore.core.dataset import discover_dataset
 from mlcore.core.imaging import decode_image
 from mlcore.models import ModelVersion
 from tests.diagnosis.conftest import xray_png
+from tests.mlcore.identifying import IDENTIFIERS, STUDY_UID, identifying_dicom, jpeg_with_exif, png_with_text_chunks
 from tests.mlcore.test_imaging import dicom_bytes
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +117,11 @@ def original(scan: Scan) -> bytes:
         return handle.read()
 
 
-def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_dicom_de_identified(
+def same_pixels(exported: bytes, uploaded: bytes, *, tolerance: float = 0.0) -> bool:
+    return float(np.abs(decode_image(exported) - decode_image(uploaded)).max()) <= tolerance
+
+
+def test_only_reviewed_covid_and_normal_scans_are_exported_with_their_pixels_dicom_de_identified(
     mix, exporter, tmp_path
 ):
     dest = tmp_path / "export"
@@ -125,11 +130,13 @@ def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_di
 
     covid, jpeg_scan, dicom_scan = mix["covid"], mix["normal_jpeg"], mix["normal_dicom"]
     images = {name: data for name, data in files_under(dest).items() if "/" in name}
-    assert images == {
-        f"COVID/scan-{covid.pk}.png": original(covid),
-        f"NORMAL/scan-{jpeg_scan.pk}.jpg": original(jpeg_scan),
-        f"NORMAL/scan-{dicom_scan.pk}.dcm": images[f"NORMAL/scan-{dicom_scan.pk}.dcm"],
+    assert set(images) == {
+        f"COVID/scan-{covid.pk}.png",
+        f"NORMAL/scan-{jpeg_scan.pk}.jpg",
+        f"NORMAL/scan-{dicom_scan.pk}.dcm",
     }
+    assert same_pixels(images[f"COVID/scan-{covid.pk}.png"], original(covid))
+    assert same_pixels(images[f"NORMAL/scan-{jpeg_scan.pk}.jpg"], original(jpeg_scan), tolerance=0.03)
     exported_dicom = pydicom.dcmread(io.BytesIO(images[f"NORMAL/scan-{dicom_scan.pk}.dcm"]))
     uploaded_dicom = pydicom.dcmread(io.BytesIO(original(dicom_scan)))
     assert exported_dicom.PixelData == uploaded_dicom.PixelData
@@ -139,7 +146,7 @@ def test_only_reviewed_covid_and_normal_scans_are_exported_images_as_uploaded_di
     )
     assert exported_dicom.PatientIdentityRemoved == "YES"
     for keyword in ("PatientBirthDate", "InstitutionName", "ReferringPhysicianName", "AccessionNumber", "StudyDate"):
-        assert keyword not in exported_dicom
+        assert str(exported_dicom.get(keyword, "")) != str(uploaded_dicom[keyword].value), keyword
     assert exported_dicom.StudyInstanceUID != uploaded_dicom.StudyInstanceUID
     assert set(files_under(dest)) - set(images) == {"manifest.csv", "README.txt"}
     assert summary.counts == {"COVID": 1, "NORMAL": 2}
@@ -179,6 +186,47 @@ def test_the_manifest_names_patients_only_by_a_keyed_hash(mix, exporter, patient
         assert identifier.lower().encode() not in everything
     assert b"chest.png" not in everything
     assert "CONTAINS PATIENT IMAGES" in (dest / "README.txt").read_text()
+
+
+def test_nothing_identifying_leaves_in_any_file_and_a_studys_uids_stay_consistent(patient, exporter, tmp_path):
+    """DICOM text in every place the Basic Profile names and in nested sequences, PNG text chunks, JPEG EXIF."""
+    gray = (np.random.default_rng(3).integers(0, 4096, (48, 64)) // 16).astype(np.uint8)
+    first_dicom = identifying_dicom(gray.astype(np.uint16), sop_instance_uid="1.2.826.0.1.3680043.8.498.30001")
+    second_dicom = identifying_dicom(gray.astype(np.uint16), sop_instance_uid="1.2.826.0.1.3680043.8.498.30002")
+    scans = [
+        make_scan(patient, finding="COVID", file_type="DICOM", content=first_dicom),
+        make_scan(patient, finding="COVID", file_type="DICOM", content=second_dicom),
+        make_scan(patient, finding="COVID", content=png_with_text_chunks(gray)),
+        make_scan(patient, finding="COVID", file_type="JPEG", content=jpeg_with_exif(gray)),
+    ]
+    dest = tmp_path / "export"
+
+    summary = reviewed_scans_export(destination=dest, exported_by=exporter)
+
+    assert summary.written == 4
+    exported = files_under(dest)
+    everything = b"".join(exported.values()).lower()
+    assert [text for text in IDENTIFIERS if text.lower().encode() in everything] == []
+    images = b"".join(data for name, data in exported.items() if "/" in name)
+    for metadata in (b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/"):
+        assert metadata not in images
+    first, second = (pydicom.dcmread(io.BytesIO(exported[f"COVID/scan-{scan.pk}.dcm"])) for scan in scans[:2])
+    assert first.StudyInstanceUID == second.StudyInstanceUID != STUDY_UID
+    assert first.SOPInstanceUID != second.SOPInstanceUID
+    assert first.PatientID == second.PatientID == pseudonymous_patient_id(patient.pk)
+    assert same_pixels(exported[f"COVID/scan-{scans[0].pk}.dcm"], first_dicom)
+    assert same_pixels(exported[f"COVID/scan-{scans[2].pk}.png"], png_with_text_chunks(gray))
+
+
+def test_a_file_that_cannot_be_de_identified_is_skipped_with_its_reason(patient, exporter, tmp_path):
+    damaged = make_scan(patient, finding="COVID", file_type="DICOM", content=b"\x00" * 128 + b"DICM" + b"\xff" * 40)
+
+    summary = reviewed_scans_export(destination=tmp_path / "export", exported_by=exporter)
+
+    [(scan_id, reason)] = summary.skipped
+    assert scan_id == damaged.pk
+    assert reason.startswith("the image could not be de-identified: The DICOM file is damaged")
+    assert files_under(tmp_path / "export" / "COVID") == {}
 
 
 def test_the_pseudonymous_id_depends_on_the_secret_key(patient, settings):
@@ -342,7 +390,7 @@ def test_staff_download_the_selected_scans_as_a_zip_of_the_same_layout(staff_cli
         "README.txt",
         "manifest.csv",
     ]
-    assert bundle.read(f"COVID/scan-{mix['covid'].pk}.png") == original(mix["covid"])
+    assert same_pixels(bundle.read(f"COVID/scan-{mix['covid'].pk}.png"), original(mix["covid"]))
     reads = LogEntry.objects.filter(action=LogEntry.Action.ACCESS, additional_data={"read": "dataset export"})
     assert {(int(entry.object_pk), entry.actor) for entry in reads} == {
         (mix["covid"].pk, staff_user),

@@ -1,4 +1,4 @@
-"""Hostile uploads: the upload validator answers every mutated file with a verdict, never a crash."""
+"""Hostile uploads: the upload validator answers every mutated file with a verdict in bounded memory."""
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from diagnosis.validators import CheckedUpload, validate_xray_upload
-from tests.mlcore.test_imaging_fuzz import FUZZ, SEEDS, mutated
+from tests.memory import peak_memory
+from tests.mlcore.test_imaging_fuzz import FUZZ, MAX_PEAK_BYTES, SEEDS, mutated
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS))
@@ -17,10 +18,13 @@ def test_every_mutated_upload_is_accepted_or_refused_with_a_message(name, data, 
     damaged = data.draw(mutated(SEEDS[name]))
     upload = SimpleUploadedFile(filename, damaged, content_type="image/png")
     verdict, messages = None, []
-    try:
-        verdict = validate_xray_upload(upload)
-    except ValidationError as error:
-        messages = error.messages
+    with peak_memory() as peak:
+        try:
+            verdict = validate_xray_upload(upload)
+        except ValidationError as error:
+            messages = error.messages
+    assert peak.traced < MAX_PEAK_BYTES, peak
+    assert peak.resident < MAX_PEAK_BYTES, peak
     if verdict is None:
         assert messages
         assert all(message.strip() for message in messages)

@@ -1,13 +1,12 @@
 """Hostile input: mutated PNG, JPEG and DICOM bytes end in an image or a clear ImageDecodeError.
 
-Never an unhandled exception, a hang (hypothesis' deadline) or a memory blow-up (a cap on what one
-decode may allocate through NumPy, and the pixel limit for everything else).
+Never an unhandled exception, a hang (hypothesis' deadline) or a memory blow-up: a bound on the peak
+resident memory and on Python's allocations of every decode, check and header read.
 """
 
 from __future__ import annotations
 
 import io
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -15,11 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mlcore.core.imaging import ImageDecodeError, decode_image, read_dicom_header
+from mlcore.core.imaging import ImageDecodeError, check_image, decode_image, read_dicom_header
+from tests.memory import MB, peak_memory
+from tests.mlcore.bombs import deflated_dicom, dicom_header_dataset
 from tests.mlcore.test_imaging import dicom_bytes, jpeg_bytes, png_bytes
 
 MAX_PIXELS = 1_000_000
-MAX_ALLOCATED_BYTES = 64 * 1024 * 1024
+# 64 bytes a pixel at the limit: decode_image's float planes fit in a third of it.
+MAX_PEAK_BYTES = 64 * MB
+MAX_HEADER_PEAK_BYTES = 16 * MB
 FUZZ = settings(
     max_examples=150,
     deadline=2000,
@@ -48,6 +51,22 @@ SEEDS = {
         ViewPosition="PA",
     ),
     "dicom-monochrome1": dicom_bytes(_gray().astype(np.uint16), photometric="MONOCHROME1", RescaleSlope="2"),
+    "dicom-deflated": deflated_dicom(
+        dicom_header_dataset(rows=48, columns=48), (_gray().astype("<u2") * 16).tobytes()
+    ),
+    "dicom-frames": dicom_bytes(
+        _gray().astype(np.uint16), NumberOfFrames="2", PixelData=np.stack([_gray(), _gray().T]).astype("<u2").tobytes()
+    ),
+    "dicom-rgb": dicom_bytes(
+        _gray(),
+        SamplesPerPixel=3,
+        PhotometricInterpretation="RGB",
+        PlanarConfiguration=0,
+        BitsAllocated=8,
+        BitsStored=8,
+        HighBit=7,
+        PixelData=np.stack([_gray()] * 3, axis=-1).tobytes(),
+    ),
 }
 
 
@@ -75,17 +94,21 @@ def mutated(draw, seed: bytes) -> bytes:
 
 
 def decode_within_limits(data: bytes) -> np.ndarray | None:
-    image, refusal = None, None
-    tracemalloc.start()
-    try:
-        image = decode_image(data, max_pixels=MAX_PIXELS)
-    except ImageDecodeError as error:
-        refusal = str(error)
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    assert peak < MAX_ALLOCATED_BYTES, f"one decode allocated {peak / 1e6:.0f} MB"
+    """decode_image's verdict; check_image, the upload's cheaper check, must also end in one."""
+    image, refusal, check_refusal = None, None, None
+    with peak_memory() as peak:
+        try:
+            image = decode_image(data, max_pixels=MAX_PIXELS)
+        except ImageDecodeError as error:
+            refusal = str(error)
+        try:
+            check_image(data, max_pixels=MAX_PIXELS)
+        except ImageDecodeError as error:
+            check_refusal = str(error)
+    assert peak.traced < MAX_PEAK_BYTES, peak
+    assert peak.resident < MAX_PEAK_BYTES, peak
     assert image is not None or refusal, "a refusal must say why"
+    assert check_refusal is None or check_refusal, "a refusal must say why"
     return image
 
 
@@ -109,15 +132,19 @@ def test_mutated_files_decode_or_are_refused_with_a_clear_error(name, data):
         assert float(image.max(initial=0)) <= 1.0
 
 
+@pytest.mark.parametrize("name", ["dicom", "dicom-deflated"])
 @FUZZ
 @given(data=st.data())
-def test_mutated_dicom_headers_are_read_or_refused_with_a_clear_error(data):
-    damaged = data.draw(mutated(SEEDS["dicom"]))
+def test_mutated_dicom_headers_are_read_or_refused_with_a_clear_error(name, data):
+    damaged = data.draw(mutated(SEEDS[name]))
     header, refusal = None, None
-    try:
-        header = read_dicom_header(io.BytesIO(damaged))
-    except ImageDecodeError as error:
-        refusal = str(error)
+    with peak_memory() as peak:
+        try:
+            header = read_dicom_header(io.BytesIO(damaged))
+        except ImageDecodeError as error:
+            refusal = str(error)
+    assert peak.traced < MAX_HEADER_PEAK_BYTES, peak
+    assert peak.resident < MAX_HEADER_PEAK_BYTES, peak
     if header is None:
         assert refusal, "a refusal must say why"
     else:
