@@ -13,10 +13,16 @@ from django.contrib.staticfiles.storage import staticfiles_storage
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
+from PIL import ImageFile
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from diagnosis.models import Scan
+
+# Importing WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES, which would make every upload
+# check and the worker's decoder accept truncated PNG/JPEG files. The report embeds only our own
+# re-encoded PNGs, so Pillow's safe default is restored for the whole process.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 # Relative links in the page resolve against this; it names no real host, so nothing can leave the machine.
 REPORT_BASE_URL = "https://report.covidxray.invalid/"

@@ -144,10 +144,15 @@ def _chest_radiograph_header(data: bytes):
 
 
 def _patient_for(header, *, data: bytes) -> Patient:
-    """The patient whose record number is the PatientID; a new one is made from the header."""
+    """The patient whose record number is the PatientID; a new one is made from the header.
+
+    A record a doctor created is shared with the listener's account, so that the PACS files images into it
+    under the same rule as any upload (the doctors caring for a patient add its scans).
+    """
     mrn = str(header.PatientID).strip()
     patient = Patient.objects.filter(mrn=mrn).first()
     if patient:
+        patient.shared_with.add(pacs_system_user())
         return patient
     try:
         name = read_dicom_header(data).patient_name

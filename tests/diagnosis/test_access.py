@@ -44,7 +44,15 @@ KNOWN_NAMES = {
 }
 STAFF_PAGES = KNOWN_NAMES - {"patient_share", "patient_unshare", "dicom_header", "scan_review"}
 # Pages that only show a patient or scan; every other page (or method) changes something.
-READ_PAGES = {"patient_list", "patient_detail", "scan_detail", "scan_report", "scan_status", "scan_image"}
+READ_PAGES = {
+    "patient_list",
+    "patient_detail",
+    "scan_detail",
+    "scan_report",
+    "scan_report_pdf",
+    "scan_status",
+    "scan_image",
+}
 OUTSIDERS = [pytest.param("b", id="another-doctor"), pytest.param("clerk", id="staff-without-permissions")]
 WRITES = (LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE)
 # Answers about a patient or scan that are not logged as reads, and why; every other 200 or 400 answer is.

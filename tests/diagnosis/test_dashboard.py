@@ -135,7 +135,14 @@ def test_only_scans_of_visible_patients_are_listed_and_counted(client, make_doct
     response = client.get(reverse("home"))
 
     assert listed(response) == [shared_scan.pk, mine.pk]
-    assert response.context["counts"] == {"pending": 1, "positive": 1, "awaiting_review": 1, "reviewed": 0}
+    assert response.context["counts"] == {
+        "pending": 1,
+        "positive": 1,
+        "awaiting_review": 1,
+        "reviewed": 0,
+        "indeterminate": 0,
+        "not_assessable": 0,
+    }
     assert "Marie Curie" not in response.content.decode()
 
 

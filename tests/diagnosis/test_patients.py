@@ -115,7 +115,7 @@ def test_the_list_shows_the_latest_scan_and_its_result(doctor_client, patient):
     make_scan(patient, label="COVID", probability=0.876)
     response = doctor_client.get(reverse("diagnosis:patient_list"))
     row = response.context["page"].object_list[0]
-    assert (row.last_scan_label, row.last_scan_probability, row.last_scan_positive) == ("COVID", 0.876, True)
+    assert (row.last_scan_label, row.last_scan_probability, row.last_scan_result) == ("COVID", 0.876, "positive")
     assert 'COVID <span class="text-body-secondary">(0.876)</span>' in response.content.decode()
 
 

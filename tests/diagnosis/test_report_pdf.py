@@ -103,3 +103,13 @@ def test_a_scan_without_a_result_has_no_pdf_download(doctor_client, scan, status
 
     assert doctor_client.get(reverse("diagnosis:scan_report_pdf", args=[scan.pk])).status_code == 404
     assert not LogEntry.objects.get_for_object(scan).filter(action=LogEntry.Action.ACCESS).exists()
+
+
+def test_loading_the_pdf_renderer_leaves_truncated_images_refused():
+    """WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES on import; uploads must still refuse them."""
+    from mlcore.core.imaging import ImageDecodeError, decode_image
+    from tests.diagnosis.conftest import xray_png
+
+    assert scan_report_pdf_render  # this module imported the renderer, and WeasyPrint with it
+    with pytest.raises(ImageDecodeError):
+        decode_image(xray_png(seed=1)[:-200])

@@ -402,6 +402,7 @@ def test_dicom_header_gives_patient_study_and_view():
         view_position="PA",
         modality="CR",
         body_part="CHEST",
+        view_text="PA",
     )
 
 
