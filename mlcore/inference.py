@@ -24,7 +24,7 @@ load_count = 0  # how many times this process loaded a model (the tests read it)
 def predictor_for(version: ModelVersion) -> Predictor:
     """The predictor of this version, loading it only if this process holds another one."""
     global load_count
-    key = (version.pk, version.model_file.name)
+    key = (version.pk, version.model_file.name, version.gate_file.name)  # a gate fitted anew is loaded too
     with _lock:
         if _loaded["key"] != key:
             with local_model_file(version) as path:

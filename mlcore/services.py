@@ -24,6 +24,7 @@ from mlcore.core.pipeline import (
     check_dataset,
     evaluate_folder,
     evaluate_refusals,
+    refit_gate,
     train_from_folder,
 )
 from mlcore.core.preprocessing import PreprocessingSpec
@@ -327,3 +328,38 @@ def tflite_export_create(
         )
         export.model_file.save(f"model-{quantization}.tflite", ContentFile(content))
     return export
+
+
+def model_version_gate_refit(
+    *, version: ModelVersion, data_dir: str | Path, quantile: float, class_aliases=None, log=print
+) -> ModelVersion:
+    """Fit the version's input gate anew on the folder and split it was trained on, and store it."""
+    if not version.is_usable:
+        raise ValidationError(f"Version {version.name} has no usable model.")
+    hyperparameters = version.hyperparameters or {}
+    with local_model_file(version) as model_path:
+        result = refit_gate(
+            data_dir,
+            model_path=model_path,
+            positive_class=version.positive_class,
+            preprocessing=PreprocessingSpec(**version.preprocessing),
+            seed=hyperparameters.get("training", {}).get("seed", 42),
+            validation_fraction=hyperparameters.get("validation_fraction", 0.15),
+            test_fraction=hyperparameters.get("test_fraction", 0.15),
+            class_aliases=class_aliases,
+            quantile=quantile,
+            log=log,
+        )
+    with tempfile.TemporaryDirectory() as folder, transaction.atomic():
+        path = Path(folder) / GATE_FILENAME
+        result.gate.save(path)
+        with path.open("rb") as handle:
+            version.gate_file.save(GATE_FILENAME, File(handle), save=False)
+        version.reliability = jsonable((version.reliability or {}) | {"gate": result.gate.summary()})
+        version.metrics = jsonable((version.metrics or {}) | {"gate": result.refused})
+        version.full_clean()
+        version.save()
+        for evaluation in version.evaluations.filter(kind=Evaluation.Kind.TEST_SPLIT):
+            evaluation.metrics = jsonable(evaluation.metrics | {"gate": result.refused})
+            evaluation.save(update_fields=["metrics"])
+    return version

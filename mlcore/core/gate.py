@@ -5,14 +5,15 @@ Three checks, cheapest first:
 2. Colour: a radiograph has no colour, a photograph or a screenshot usually has.
 3. Out-of-distribution distance, fitted on the training split and stored with the model version:
    class-conditional Mahalanobis distance with one shared, Ledoit-Wolf-shrunk covariance
-   (Lee et al., NeurIPS 2018) in two feature spaces: the network's pooled last-block features (what
-   the model sees) and a 32x32 standardised thumbnail (overall layout: a CT slice's round body, a
-   lateral's single lung field, a page of text). Each distance is divided by its median on the
-   validation split and the larger of the two is the score; the limit is the score's
-   ``quantile`` on the validation split, so a stated share of in-distribution images is refused.
+   (Lee et al., NeurIPS 2018) on standardised features, in two feature spaces: the mean and spread
+   of a middle block's activations (mixed5: texture and structure as the network sees them) and a
+   32x32 standardised thumbnail (overall layout: a CT slice's round body, a page of text). Each
+   distance is divided by its median on the validation split and the larger of the two is the score;
+   the limit is the score's ``quantile`` on the validation split, so a stated share of
+   in-distribution images is refused.
    Why this: it needs no outlier examples to train on (we have none from the hospital), its
    threshold comes from in-distribution data alone, the covariance shrinkage keeps it stable with a
-   few hundred training images in 2048 dimensions (scikit-learn's LedoitWolf), and the distance is
+   few hundred training images in 1,500 dimensions (scikit-learn's LedoitWolf), and the distance is
    deterministic and cheap (one matrix product per image) on features the network computes anyway.
 """
 
@@ -123,23 +124,33 @@ def thumbnails(images: np.ndarray) -> np.ndarray:
 class _Detector:
     """Class-conditional Mahalanobis distance with a tied, shrunk covariance in one feature space."""
 
-    means: np.ndarray  # (classes, d)
+    means: np.ndarray  # (classes, d), in standardised units
     precision: np.ndarray  # (d, d)
     scale: float  # median distance of the validation split
+    centre: np.ndarray  # (d,) training mean, and spread, that standardise each feature
+    spread: np.ndarray
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray) -> _Detector:
         from sklearn.covariance import LedoitWolf
 
         features = np.asarray(features, dtype=np.float64)
+        centre, spread = features.mean(axis=0), features.std(axis=0) + 1e-6
+        features = (features - centre) / spread
         classes = sorted(set(np.asarray(labels).tolist()))
         means = np.stack([features[labels == c].mean(axis=0) for c in classes])
         centred = np.concatenate([features[labels == c] - means[i] for i, c in enumerate(classes)])
         precision = LedoitWolf(assume_centered=True).fit(centred).precision_
-        return cls(means=means.astype(np.float32), precision=precision.astype(np.float32), scale=1.0)
+        return cls(
+            means=means.astype(np.float32),
+            precision=precision.astype(np.float32),
+            scale=1.0,
+            centre=centre.astype(np.float32),
+            spread=spread.astype(np.float32),
+        )
 
     def distances(self, features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features, dtype=np.float32)
+        features = (np.asarray(features, dtype=np.float32) - self.centre) / self.spread
         per_class = []
         for mean in self.means:
             centred = features - mean
@@ -158,7 +169,8 @@ class FeatureGate:
 
     METHOD = (
         "Class-conditional Mahalanobis distance (tied Ledoit-Wolf covariance, fitted on the training split) "
-        "on the network's pooled last-block features and on 32x32 standardised thumbnails; each divided by "
+        "on standardised features: the mean and spread of the network's middle block (mixed5) and 32x32 "
+        "standardised thumbnails; each divided by "
         "its validation median, the larger is the score; the limit is the score's {quantile:.1%} quantile "
         "on the validation split."
     )
@@ -245,6 +257,8 @@ class FeatureGate:
             arrays[f"{name}__means"] = detector.means
             arrays[f"{name}__precision"] = detector.precision
             arrays[f"{name}__scale"] = np.array(detector.scale)
+            arrays[f"{name}__centre"] = detector.centre
+            arrays[f"{name}__spread"] = detector.spread
         with open(path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 
@@ -256,6 +270,8 @@ class FeatureGate:
                     means=arrays[f"{name}__means"],
                     precision=arrays[f"{name}__precision"],
                     scale=float(arrays[f"{name}__scale"]),
+                    centre=arrays[f"{name}__centre"],
+                    spread=arrays[f"{name}__spread"],
                 )
                 for name in arrays["names"]
             }
@@ -268,7 +284,7 @@ class FeatureGate:
 
 
 def gate_features(pooled: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
-    """The feature spaces the gate measures: the network's pooled features and the thumbnails."""
+    """The feature spaces the gate measures: the network's middle-block statistics and the thumbnails."""
     return {"network": np.asarray(pooled, dtype=np.float32), "appearance": thumbnails(images)}
 
 

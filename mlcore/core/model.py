@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 LAST_CONV_LAYER = "mixed10"
+GATE_LAYER = "mixed5"  # the middle block whose activation statistics the input gate measures
 CLASSIFIER_LAYER = "predictions"
 INCEPTION_BLOCKS = [f"mixed{n}" for n in range(11)]
 

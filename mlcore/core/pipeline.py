@@ -444,3 +444,63 @@ def _environment() -> dict:
         "machine": platform.machine(),
         "processor_count": os.cpu_count(),
     }
+
+
+@dataclass
+class RefittedGate:
+    gate: FeatureGate
+    refused: dict  # the share of each split (and of the test split per class) the new gate refuses
+
+
+def refit_gate(
+    data_dir: str | Path,
+    *,
+    model_path: Path,
+    positive_class: str,
+    preprocessing: PreprocessingSpec,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    class_aliases: dict | None = None,
+    quantile: float = DEFAULT_QUANTILE,
+    batch_size: int = 32,
+    log: Callable[[str], None] = print,
+) -> RefittedGate:
+    """Fit a stored version's input gate again (a version trained before it, or with an older method)
+    on the same folder and the same train/validation/test split its training drew."""
+    dataset = discover_dataset(data_dir, class_aliases=class_aliases)
+    images, items, _ = _load_all(dataset, preprocessing, log=log)
+    labels = [item.label for item in items]
+    split = split_dataset(
+        labels,
+        [item.patient_id for item in items],
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    model = load_model(model_path)
+    readout = readout_function(
+        model, positive_index=dataset.class_names.index(positive_class), image_size=preprocessing.image_size
+    )
+    features = {
+        name: gate_features(run_readout(readout, images[indices], batch_size=batch_size)[1], images[indices])
+        for name, indices in (("train", split.train), ("validation", split.validation), ("test", split.test))
+    }
+    gate = FeatureGate.fit(
+        train=features["train"],
+        train_labels=np.asarray(labels)[split.train],
+        validation=features["validation"],
+        quantile=quantile,
+    )
+    refused = [not verdict.assessable for verdict in gate.verdicts(features["test"])]
+    per_class = {
+        name: proportion_with_interval(
+            sum(r for r, i in zip(refused, split.test, strict=True) if labels[i] == name),
+            sum(1 for i in split.test if labels[i] == name),
+        )
+        for name in dataset.class_names
+    }
+    return RefittedGate(
+        gate=gate,
+        refused={"refused": proportion_with_interval(sum(refused), len(refused)), "per_class": per_class},
+    )
