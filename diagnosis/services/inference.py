@@ -3,15 +3,22 @@
 Exactly once: a worker claims scans with one conditional UPDATE (pending -> processing, with its
 own token and a lease), and writes results only while it still holds the claim. A worker that dies
 loses its claim when the lease runs out; ``scans_requeue_stale`` then hands the scan to another.
+
+Every batch logs where its time went, per stage (one "Batch timings:" line of JSON): the log, not
+the scan rows, because the database write is itself a stage and can only be measured after it is
+made; ``manage.py benchmark_worker`` reads these lines from the log of the worker it starts.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -33,6 +40,36 @@ logger = logging.getLogger(__name__)
 
 NO_MODEL_MESSAGE = "Waiting for an active model version: staff activate one in the admin."
 MAX_ATTEMPTS = 3
+BATCH_TIMINGS = "Batch timings: "
+
+
+@dataclass
+class StageClock:
+    """Milliseconds spent per stage: per scan (decoding, encoding) and per batch (network, database)."""
+
+    per_scan: dict[int, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    per_batch: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def scan(self, scan_id: int, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            stages = self.per_scan[scan_id]
+            stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+    @contextmanager
+    def batch(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.per_batch[stage] = self.per_batch.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+    def log(self, scan_ids: list[int]) -> None:
+        record = {"scans": scan_ids, "per_batch": self.per_batch, "per_scan": self.per_scan}
+        logger.info("%s%s", BATCH_TIMINGS, json.dumps(record, separators=(",", ":")))
 
 
 def scans_claim(*, first_scan_id: int | None, limit: int) -> tuple[str, list[Scan]]:
@@ -70,11 +107,15 @@ def scans_diagnose(*, first_scan_id: int | None = None, batch_size: int | None =
     if version is None:
         Scan.objects.filter(status=Scan.Status.PENDING).update(status_message=NO_MODEL_MESSAGE)
         return []
-    token, claimed = scans_claim(first_scan_id=first_scan_id, limit=batch_size or settings.SCAN_BATCH_SIZE)
+    clock = StageClock()
+    with clock.batch("database"):
+        token, claimed = scans_claim(first_scan_id=first_scan_id, limit=batch_size or settings.SCAN_BATCH_SIZE)
     if not claimed:
         return []
     try:
-        return _diagnose_claimed(claimed, token, version, predictor)
+        done = _diagnose_claimed(claimed, token, version, predictor, clock=clock)
+        clock.log([scan.pk for scan in claimed])
+        return done
     except BaseException:
         Scan.objects.filter(claim_token=token, status=Scan.Status.PROCESSING).update(
             status=Scan.Status.PENDING, claim_token="", claimed_until=None
@@ -94,16 +135,19 @@ class _Prepared:
     network_input: np.ndarray | None = None
 
 
-def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> list[int]:
+def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor, *, clock: StageClock) -> list[int]:
     prepared = []
     for scan in claimed:
         if scan.attempts > MAX_ATTEMPTS:
-            _fail(scan, token, f"Gave up after {MAX_ATTEMPTS} attempts: a worker stopped each time.")
+            with clock.batch("database"):
+                _fail(scan, token, f"Gave up after {MAX_ATTEMPTS} attempts: a worker stopped each time.")
             continue
         try:
-            prepared.append(_prepare(scan, predictor))
+            with clock.scan(scan.pk, "decode"):
+                prepared.append(_prepare(scan, predictor))
         except (ImageDecodeError, OSError) as error:
-            _fail(scan, token, f"The image cannot be read: {error}")
+            with clock.batch("database"):
+                _fail(scan, token, f"The image cannot be read: {error}")
     if not prepared:
         return []
 
@@ -115,28 +159,34 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> li
     refused_ids = {id(item) for item, _ in refused_early}
     to_read = [item for item in prepared if id(item) not in refused_ids]
     for item in to_read:
-        item.network_input = preprocess(item.gray, predictor.spec)
+        with clock.scan(item.scan.pk, "preprocess"):
+            item.network_input = preprocess(item.gray, predictor.spec)
 
-    started = time.perf_counter()
-    readouts = predictor.read(np.stack([item.network_input for item in to_read])) if to_read else []
-    network_ms = (time.perf_counter() - started) * 1000
+    with clock.batch("network"):
+        readouts = predictor.read(np.stack([item.network_input for item in to_read])) if to_read else []
+    network_ms = clock.per_batch["network"]
 
     done, finished = [], []
     for item, verdict in refused_early:
-        if _store_not_assessable(item, verdict, token, version, network_ms=None, batch=len(prepared)):
+        if _store_not_assessable(item, verdict, token, version, network_ms=None, batch=len(prepared), clock=clock):
             finished.append(item.scan.pk)
     for item, readout in zip(to_read, readouts, strict=True):
         verdict = screen(header=item.header, colour=item.colour, image_check=readout.image_check)
         if not verdict.assessable:
-            if _store_not_assessable(item, verdict, token, version, network_ms=network_ms, batch=len(prepared)):
+            if _store_not_assessable(
+                item, verdict, token, version, network_ms=network_ms, batch=len(prepared), clock=clock
+            ):
                 finished.append(item.scan.pk)
             continue
-        display = display_gray(item.gray)
-        if _store_reading(item, display, readout.reading, verdict, token, version, network_ms, len(prepared)):
+        with clock.scan(item.scan.pk, "preview"):
+            display = display_gray(item.gray)
+        if _store_reading(item, display, readout.reading, verdict, token, version, network_ms, len(prepared), clock):
             done.append((item, display, readout))
 
     for item, display, readout in done:
-        if _store_heatmap(item.scan, display, predictor.heatmap(readout.cam), token):
+        with clock.scan(item.scan.pk, "heatmap"):
+            heatmap = predictor.heatmap(readout.cam)
+        if _store_heatmap(item.scan, display, heatmap, token, clock):
             finished.append(item.scan.pk)
     for scan_id in finished:
         transaction.on_commit(lambda scan_id=scan_id: scan_read.send(sender=Scan, scan_id=scan_id))
@@ -170,26 +220,30 @@ def _timings(scan: Scan, *, preprocess_ms: float, network_ms: float | None, batc
     }
 
 
-def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, network_ms, batch: int) -> bool:
+def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, network_ms, batch: int, clock) -> bool:
     """The image and the reason, no reading; the claim ends here (no heatmap follows)."""
     scan = item.scan
-    preview_name = scan_store_save(scan, "preview.png", gray_png(display_gray(item.gray)))
-    updated = _held(scan, token).update(
-        status=Scan.Status.NOT_ASSESSABLE,
-        status_message=verdict.reason[:500],
-        gate=jsonable(verdict.figures),
-        result="",
-        label="",
-        probability=None,
-        raw_probability=None,
-        probabilities={},
-        threshold=None,
-        model_version=version,
-        preview=preview_name,
-        claim_token="",
-        claimed_until=None,
-        **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
-    )
+    with clock.scan(scan.pk, "preview"):
+        preview = gray_png(display_gray(item.gray))
+    with clock.scan(scan.pk, "files"):
+        preview_name = scan_store_save(scan, "preview.png", preview)
+    with clock.batch("database"):
+        updated = _held(scan, token).update(
+            status=Scan.Status.NOT_ASSESSABLE,
+            status_message=verdict.reason[:500],
+            gate=jsonable(verdict.figures),
+            result="",
+            label="",
+            probability=None,
+            raw_probability=None,
+            probabilities={},
+            threshold=None,
+            model_version=version,
+            preview=preview_name,
+            claim_token="",
+            claimed_until=None,
+            **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
+        )
     if not updated:
         scan.preview.storage.delete(preview_name)
         logger.warning("Scan %s was taken over by another worker; its verdict was discarded.", scan.pk)
@@ -198,23 +252,27 @@ def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, netw
     return True
 
 
-def _store_reading(item: _Prepared, display, reading, verdict, token, version, network_ms, batch) -> bool:
+def _store_reading(item: _Prepared, display, reading, verdict, token, version, network_ms, batch, clock) -> bool:
     scan = item.scan
-    preview_name = scan_store_save(scan, "preview.png", gray_png(display))
-    updated = _held(scan, token).update(
-        status=Scan.Status.DONE,
-        status_message="",
-        gate=jsonable(verdict.figures),
-        result=reading.result,
-        label=reading.label,
-        probability=reading.probability,
-        raw_probability=reading.raw_probability,
-        probabilities=reading.probabilities,
-        threshold=reading.threshold,
-        model_version=version,
-        preview=preview_name,
-        **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
-    )
+    with clock.scan(scan.pk, "preview"):
+        preview = gray_png(display)
+    with clock.scan(scan.pk, "files"):
+        preview_name = scan_store_save(scan, "preview.png", preview)
+    with clock.batch("database"):
+        updated = _held(scan, token).update(
+            status=Scan.Status.DONE,
+            status_message="",
+            gate=jsonable(verdict.figures),
+            result=reading.result,
+            label=reading.label,
+            probability=reading.probability,
+            raw_probability=reading.raw_probability,
+            probabilities=reading.probabilities,
+            threshold=reading.threshold,
+            model_version=version,
+            preview=preview_name,
+            **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
+        )
     if not updated:
         scan.preview.storage.delete(preview_name)
         logger.warning("Scan %s was taken over by another worker; its result was discarded.", scan.pk)
@@ -231,11 +289,16 @@ def _store_reading(item: _Prepared, display, reading, verdict, token, version, n
     return True
 
 
-def _store_heatmap(scan: Scan, display, heatmap, token: str) -> bool:
-    name = scan_store_save(scan, "gradcam.png", overlay_png(display, heatmap))
-    if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
-        heatmap=name, claim_token="", claimed_until=None
-    ):
+def _store_heatmap(scan: Scan, display, heatmap, token: str, clock: StageClock) -> bool:
+    with clock.scan(scan.pk, "overlay"):
+        overlay = overlay_png(display, heatmap)
+    with clock.scan(scan.pk, "files"):
+        name = scan_store_save(scan, "gradcam.png", overlay)
+    with clock.batch("database"):
+        updated = Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
+            heatmap=name, claim_token="", claimed_until=None
+        )
+    if not updated:
         scan.heatmap.storage.delete(name)
         return False
     return True
