@@ -52,6 +52,7 @@ def diagnose(patient, doctor, upload) -> Scan:
 def test_a_dicom_whose_header_rules_it_out_is_not_assessable_and_gets_no_reading(
     make_gated_version, patient, doctor, attributes, words
 ):
+    make_gated_version()
     scan = diagnose(patient, doctor, dicom_upload(**attributes))
 
     assert scan.status == Scan.Status.NOT_ASSESSABLE
@@ -74,6 +75,7 @@ def test_a_dicom_whose_header_rules_it_out_is_not_assessable_and_gets_no_reading
 def test_an_image_unlike_the_training_images_is_refused_by_the_stored_gate(
     make_gated_version, patient, doctor, make_image
 ):
+    make_gated_version()
     scan = diagnose(patient, doctor, make_image())
 
     assert scan.status == Scan.Status.NOT_ASSESSABLE
@@ -83,6 +85,7 @@ def test_an_image_unlike_the_training_images_is_refused_by_the_stored_gate(
 
 
 def test_a_colour_photograph_is_refused_before_the_network(make_gated_version, patient, doctor):
+    make_gated_version()
     buffer = io.BytesIO()
     Image.fromarray(load_sample_image("flower.jpg")).save(buffer, format="JPEG")
     scan = diagnose(patient, doctor, SimpleUploadedFile("flower.jpg", buffer.getvalue(), content_type="image/jpeg"))
@@ -146,6 +149,7 @@ def test_refused_and_indeterminate_scans_are_counted_apart_from_positive_and_neg
 def test_every_final_reading_is_announced_once_for_other_apps(
     make_gated_version, patient, doctor, django_capture_on_commit_callbacks
 ):
+    make_gated_version()
     announced = []
 
     def receiver(sender, scan_id, **kwargs):
@@ -163,6 +167,7 @@ def test_every_final_reading_is_announced_once_for_other_apps(
 
 
 def test_the_scan_page_and_report_show_the_reason_and_no_reading(make_gated_version, patient, doctor, client):
+    make_gated_version()
     scan = diagnose(patient, doctor, dicom_upload(Modality="CT"))
     client.force_login(doctor)
 
