@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 NO_MODEL_MESSAGE = "Waiting for an active model version: staff activate one in the admin."
 MAX_ATTEMPTS = 3
 BATCH_TIMINGS = "Batch timings: "
+DRAIN_SECONDS = 60
 
 
 @dataclass
@@ -102,25 +103,36 @@ def _fail(scan: Scan, token: str, message: str) -> None:
 
 
 def scans_diagnose(*, first_scan_id: int | None = None, batch_size: int | None = None) -> list[int]:
-    """Diagnose a batch of waiting scans; returns the ids that reached done."""
-    version, predictor = active_predictor()
-    if version is None:
-        Scan.objects.filter(status=Scan.Status.PENDING).update(status_message=NO_MODEL_MESSAGE)
-        return []
-    clock = StageClock()
-    with clock.batch("database"):
-        token, claimed = scans_claim(first_scan_id=first_scan_id, limit=batch_size or settings.SCAN_BATCH_SIZE)
-    if not claimed:
-        return []
-    try:
-        done = _diagnose_claimed(claimed, token, version, predictor, clock=clock)
+    """Diagnose waiting scans, batch after batch while full ones wait; returns the ids that reached done.
+
+    Scans uploaded while the network runs fill the next batch, which this task takes at once instead
+    of waiting for the broker to deliver another task; after DRAIN_SECONDS it leaves the rest to the
+    tasks queued for them, so no task holds the queue for long.
+    """
+    limit = batch_size or settings.SCAN_BATCH_SIZE
+    deadline = time.monotonic() + DRAIN_SECONDS
+    done: list[int] = []
+    while True:
+        version, predictor = active_predictor()
+        if version is None:
+            Scan.objects.filter(status=Scan.Status.PENDING).update(status_message=NO_MODEL_MESSAGE)
+            return done
+        clock = StageClock()
+        with clock.batch("database"):
+            token, claimed = scans_claim(first_scan_id=first_scan_id, limit=limit)
+        if not claimed:
+            return done
+        try:
+            done += _diagnose_claimed(claimed, token, version, predictor, clock=clock)
+        except BaseException:
+            Scan.objects.filter(claim_token=token, status=Scan.Status.PROCESSING).update(
+                status=Scan.Status.PENDING, claim_token="", claimed_until=None
+            )
+            raise
         clock.log([scan.pk for scan in claimed])
-        return done
-    except BaseException:
-        Scan.objects.filter(claim_token=token, status=Scan.Status.PROCESSING).update(
-            status=Scan.Status.PENDING, claim_token="", claimed_until=None
-        )
-        raise
+        if len(claimed) < limit or time.monotonic() > deadline:
+            return done
+        first_scan_id = None
 
 
 @dataclass
@@ -133,6 +145,15 @@ class _Prepared:
     colour: float | None
     preprocess_ms: float
     network_input: np.ndarray | None = None
+
+
+@dataclass
+class _Outcome:
+    """A scan with its final values set (not yet written), the files they name, and its log line."""
+
+    scan: Scan
+    files: list[str]
+    log: tuple
 
 
 def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor, *, clock: StageClock) -> list[int]:
@@ -166,31 +187,27 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor, *, cl
         readouts = predictor.read(np.stack([item.network_input for item in to_read])) if to_read else []
     network_ms = clock.per_batch["network"]
 
-    done, finished = [], []
-    for item, verdict in refused_early:
-        if _store_not_assessable(item, verdict, token, version, network_ms=None, batch=len(prepared), clock=clock):
-            finished.append(item.scan.pk)
+    batch = len(prepared)
+    steps = [(item, verdict, None) for item, verdict in refused_early]
     for item, readout in zip(to_read, readouts, strict=True):
-        verdict = screen(header=item.header, colour=item.colour, image_check=readout.image_check)
-        if not verdict.assessable:
-            if _store_not_assessable(
-                item, verdict, token, version, network_ms=network_ms, batch=len(prepared), clock=clock
-            ):
-                finished.append(item.scan.pk)
-            continue
-        with clock.scan(item.scan.pk, "preview"):
-            display = display_gray(item.gray)
-        if _store_reading(item, display, readout.reading, verdict, token, version, network_ms, len(prepared), clock):
-            done.append((item, display, readout))
+        steps.append((item, screen(header=item.header, colour=item.colour, image_check=readout.image_check), readout))
+    outcomes = []
+    for item, verdict, readout in steps:
+        try:
+            if verdict.assessable:
+                outcomes.append(_reading(item, readout, verdict, version, predictor, network_ms, batch, clock))
+            else:
+                network = network_ms if readout is not None else None
+                outcomes.append(_not_assessable(item, verdict, version, network_ms=network, batch=batch, clock=clock))
+        except (ValueError, OSError, MemoryError) as error:  # this image only: the rest of the batch goes on
+            logger.exception("Scan %s could not be processed", item.scan.pk)
+            with clock.batch("database"):
+                _fail(item.scan, token, f"The image could not be processed: {error}")
 
-    for item, display, readout in done:
-        with clock.scan(item.scan.pk, "heatmap"):
-            heatmap = predictor.heatmap(readout.cam)
-        if _store_heatmap(item.scan, display, heatmap, token, clock):
-            finished.append(item.scan.pk)
-    for scan_id in finished:
-        transaction.on_commit(lambda scan_id=scan_id: scan_read.send(sender=Scan, scan_id=scan_id))
-    return [item.scan.pk for item, _, _ in done]
+    written = _store_batch(outcomes, token, clock)
+    for outcome in written:
+        transaction.on_commit(lambda scan_id=outcome.scan.pk: scan_read.send(sender=Scan, scan_id=scan_id))
+    return [outcome.scan.pk for outcome in written if outcome.scan.status == Scan.Status.DONE]
 
 
 def _prepare(scan: Scan, predictor) -> _Prepared:
@@ -220,64 +237,95 @@ def _timings(scan: Scan, *, preprocess_ms: float, network_ms: float | None, batc
     }
 
 
-def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, network_ms, batch: int, clock) -> bool:
-    """The image and the reason, no reading; the claim ends here (no heatmap follows)."""
+RESULT_FIELDS = [
+    "status",
+    "status_message",
+    "gate",
+    "result",
+    "label",
+    "probability",
+    "raw_probability",
+    "probabilities",
+    "threshold",
+    "model_version",
+    "preview",
+    "heatmap",
+    "claim_token",
+    "claimed_until",
+    "queue_wait_ms",
+    "preprocess_ms",
+    "network_ms",
+    "total_ms",
+    "batch_size",
+    "finished_at",
+]
+
+
+def _final(scan: Scan, **values) -> None:
+    """Set a scan's final values (every one of RESULT_FIELDS) on the instance; the claim ends with them."""
+    values |= {"claim_token": "", "claimed_until": None}
+    if set(values) != set(RESULT_FIELDS):
+        raise TypeError(f"A final write sets every result field; these differ: {set(RESULT_FIELDS) ^ set(values)}")
+    for name, value in values.items():
+        setattr(scan, name, value)
+
+
+def _not_assessable(item: _Prepared, verdict, version, *, network_ms, batch: int, clock: StageClock) -> _Outcome:
+    """The image and the reason, no reading and no heatmap."""
     scan = item.scan
     with clock.scan(scan.pk, "preview"):
         preview = gray_png(display_gray(item.gray))
     with clock.scan(scan.pk, "files"):
         preview_name = scan_store_save(scan, "preview.png", preview)
-    with clock.batch("database"):
-        updated = _held(scan, token).update(
-            status=Scan.Status.NOT_ASSESSABLE,
-            status_message=verdict.reason[:500],
-            gate=jsonable(verdict.figures),
-            result="",
-            label="",
-            probability=None,
-            raw_probability=None,
-            probabilities={},
-            threshold=None,
-            model_version=version,
-            preview=preview_name,
-            claim_token="",
-            claimed_until=None,
-            **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
-        )
-    if not updated:
-        scan.preview.storage.delete(preview_name)
-        logger.warning("Scan %s was taken over by another worker; its verdict was discarded.", scan.pk)
-        return False
-    logger.info("Scan %s not assessable by model %s: %s", scan.pk, version.name, verdict.reason)
-    return True
+    _final(
+        scan,
+        status=Scan.Status.NOT_ASSESSABLE,
+        status_message=verdict.reason[:500],
+        gate=jsonable(verdict.figures),
+        result="",
+        label="",
+        probability=None,
+        raw_probability=None,
+        probabilities={},
+        threshold=None,
+        model_version=version,
+        preview=preview_name,
+        heatmap="",
+        **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
+    )
+    log = ("Scan %s not assessable by model %s: %s", scan.pk, version.name, verdict.reason)
+    return _Outcome(scan=scan, files=[preview_name], log=log)
 
 
-def _store_reading(item: _Prepared, display, reading, verdict, token, version, network_ms, batch, clock) -> bool:
-    scan = item.scan
+def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, batch, clock) -> _Outcome:
+    """The reading with its preview and its Grad-CAM overlay, both from one resize of the radiograph."""
+    scan, reading = item.scan, readout.reading
     with clock.scan(scan.pk, "preview"):
+        display = display_gray(item.gray)
         preview = gray_png(display)
+    with clock.scan(scan.pk, "heatmap"):
+        heatmap = predictor.heatmap(readout.cam)
+    with clock.scan(scan.pk, "overlay"):
+        overlay = overlay_png(display, heatmap)
     with clock.scan(scan.pk, "files"):
-        preview_name = scan_store_save(scan, "preview.png", preview)
-    with clock.batch("database"):
-        updated = _held(scan, token).update(
-            status=Scan.Status.DONE,
-            status_message="",
-            gate=jsonable(verdict.figures),
-            result=reading.result,
-            label=reading.label,
-            probability=reading.probability,
-            raw_probability=reading.raw_probability,
-            probabilities=reading.probabilities,
-            threshold=reading.threshold,
-            model_version=version,
-            preview=preview_name,
-            **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
-        )
-    if not updated:
-        scan.preview.storage.delete(preview_name)
-        logger.warning("Scan %s was taken over by another worker; its result was discarded.", scan.pk)
-        return False
-    logger.info(
+        files = [scan_store_save(scan, "preview.png", preview), scan_store_save(scan, "gradcam.png", overlay)]
+    _final(
+        scan,
+        status=Scan.Status.DONE,
+        status_message="",
+        gate=jsonable(verdict.figures),
+        result=reading.result,
+        label=reading.label,
+        probability=reading.probability,
+        raw_probability=reading.raw_probability,
+        probabilities=reading.probabilities,
+        threshold=reading.threshold,
+        model_version=version,
+        preview=files[0],
+        heatmap=files[1],
+        **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
+    )
+    log = (
         "Scan %s done: %s (%s), p=%.3f, model %s, batch of %d",
         scan.pk,
         reading.result,
@@ -286,22 +334,33 @@ def _store_reading(item: _Prepared, display, reading, verdict, token, version, n
         version.name,
         batch,
     )
-    return True
+    return _Outcome(scan=scan, files=files, log=log)
 
 
-def _store_heatmap(scan: Scan, display, heatmap, token: str, clock: StageClock) -> bool:
-    with clock.scan(scan.pk, "overlay"):
-        overlay = overlay_png(display, heatmap)
-    with clock.scan(scan.pk, "files"):
-        name = scan_store_save(scan, "gradcam.png", overlay)
-    with clock.batch("database"):
-        updated = Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
-            heatmap=name, claim_token="", claimed_until=None
-        )
-    if not updated:
-        scan.heatmap.storage.delete(name)
-        return False
-    return True
+def _store_batch(outcomes: list[_Outcome], token: str, clock: StageClock) -> list[_Outcome]:
+    """One UPDATE for the whole batch, of the scans this worker still holds; the others' files go.
+
+    The UPDATE itself carries the claim condition (bulk_update keeps the queryset's filter), and the
+    rows read just before it are locked, so a scan taken over by another worker is never overwritten.
+    """
+    if not outcomes:
+        return []
+    held_rows = Scan.objects.filter(
+        pk__in=[outcome.scan.pk for outcome in outcomes], claim_token=token, status=Scan.Status.PROCESSING
+    )
+    with clock.batch("database"), transaction.atomic():
+        held = set(held_rows.select_for_update().values_list("pk", flat=True))
+        written = [outcome for outcome in outcomes if outcome.scan.pk in held]
+        if written:
+            held_rows.bulk_update([outcome.scan for outcome in written], RESULT_FIELDS)
+    for outcome in outcomes:
+        if outcome.scan.pk in held:
+            logger.info(*outcome.log)
+            continue
+        for name in outcome.files:
+            Scan._meta.get_field("preview").storage.delete(name)
+        logger.warning("Scan %s was taken over by another worker; its result was discarded.", outcome.scan.pk)
+    return written
 
 
 def scan_store_save(scan: Scan, filename: str, content: bytes) -> str:

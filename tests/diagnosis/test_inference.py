@@ -2,9 +2,11 @@
 
 import datetime
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from PIL import Image
 
@@ -188,3 +190,84 @@ def test_activating_a_version_queues_the_scans_that_waited(
 
     assert queued == [waiting[0].pk]
     assert sorted(scans_diagnose(first_scan_id=queued[0])) == sorted(scan.pk for scan in waiting)
+
+
+def test_a_task_takes_batch_after_batch_while_full_ones_wait(make_version, patient, doctor):
+    make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(5)]
+
+    done = scans_diagnose(first_scan_id=scans[0].pk, batch_size=2)
+
+    assert sorted(done) == sorted(scan.pk for scan in scans)
+    assert sorted(Scan.objects.values_list("batch_size", flat=True)) == [1, 2, 2, 2, 2]
+
+
+def test_a_batchs_results_are_written_in_one_update_after_the_claim(make_version, patient, doctor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(3)]
+    scans_diagnose(first_scan_id=scans[0].pk)  # loads the model; its queries are not counted
+    scans = [upload(patient, doctor, seed=n) for n in range(3, 6)]
+
+    with CaptureQueriesContext(connection) as queries:
+        scans_diagnose(first_scan_id=scans[0].pk)
+
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "diagnosis_scan"')]
+    assert len(updates) == 2  # the claim, then every result of the batch
+    assert Scan.objects.filter(status=Scan.Status.DONE).exclude(heatmap="").count() == 6
+
+
+def test_a_scan_taken_over_mid_batch_keeps_the_other_workers_claim_and_the_rest_are_written(
+    make_version, patient, doctor, monkeypatch
+):
+    make_version()
+    kept, taken = upload(patient, doctor, seed=1), upload(patient, doctor, seed=2)
+    real = inference._diagnose_claimed
+
+    def lose_one_claim_then_continue(claimed, token, version, predictor, **options):
+        Scan.objects.filter(pk=taken.pk).update(claim_token="someone-else")
+        return real(claimed, token, version, predictor, **options)
+
+    monkeypatch.setattr(inference, "_diagnose_claimed", lose_one_claim_then_continue)
+    derived = Path(settings.MEDIA_ROOT) / "scans" / "derived"
+    before = set(derived.iterdir()) if derived.exists() else set()
+
+    assert scans_diagnose(first_scan_id=kept.pk) == [kept.pk]
+
+    kept.refresh_from_db()
+    taken.refresh_from_db()
+    assert kept.status == Scan.Status.DONE
+    assert (taken.status, taken.claim_token, taken.label, taken.preview.name) == (
+        Scan.Status.PROCESSING,
+        "someone-else",
+        "",
+        "",
+    )
+    written = {path.name for path in set(derived.iterdir()) - before}
+    assert written == {Path(kept.preview.name).name, Path(kept.heatmap.name).name}  # the taken scan's are gone
+
+
+def test_every_batch_logs_where_its_time_went(make_version, patient, doctor, caplog):
+    from diagnosis.benchmarks import batch_timings_read
+
+    make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(2)]
+
+    with caplog.at_level("INFO", logger="diagnosis.services.inference"):
+        scans_diagnose(first_scan_id=scans[0].pk)
+
+    [record] = batch_timings_read(caplog.text)
+    assert sorted(record["scans"]) == sorted(scan.pk for scan in scans)
+    assert record["per_batch"]["network"] > 0
+    assert record["per_batch"]["database"] > 0
+    for scan in scans:
+        assert set(record["per_scan"][str(scan.pk)]) == {
+            "decode",
+            "preprocess",
+            "preview",
+            "heatmap",
+            "overlay",
+            "files",
+        }
