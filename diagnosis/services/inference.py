@@ -32,7 +32,7 @@ from diagnosis.signals import scan_read
 from mlcore.core.evaluation import jsonable
 from mlcore.core.gate import colour_share, screen
 from mlcore.core.imaging import DICOM, DicomHeader, ImageDecodeError, decode_image, read_dicom_header, sniff_format
-from mlcore.core.predictor import display_gray, gray_png, overlay_png
+from mlcore.core.predictor import display_gray, gray_png, overlay_png, shown_as_is
 from mlcore.core.preprocessing import preprocess
 from mlcore.inference import active_predictor
 
@@ -144,6 +144,7 @@ class _Prepared:
     header: DicomHeader | None
     colour: float | None
     preprocess_ms: float
+    data: bytes
     network_input: np.ndarray | None = None
 
 
@@ -222,6 +223,7 @@ def _prepare(scan: Scan, predictor) -> _Prepared:
         header=header,
         colour=colour_share(data),
         preprocess_ms=(time.perf_counter() - started) * 1000,
+        data=data,
     )
 
 
@@ -274,7 +276,7 @@ def _not_assessable(item: _Prepared, verdict, version, *, network_ms, batch: int
     """The image and the reason, no reading and no heatmap."""
     scan = item.scan
     with clock.scan(scan.pk, "preview"):
-        preview = gray_png(display_gray(item.gray))
+        preview = _preview(item, display_gray(item.gray))
     with clock.scan(scan.pk, "files"):
         preview_name = scan_store_save(scan, "preview.png", preview)
     _final(
@@ -302,7 +304,7 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
     scan, reading = item.scan, readout.reading
     with clock.scan(scan.pk, "preview"):
         display = display_gray(item.gray)
-        preview = gray_png(display)
+        preview = _preview(item, display)
     with clock.scan(scan.pk, "heatmap"):
         heatmap = predictor.heatmap(readout.cam)
     with clock.scan(scan.pk, "overlay"):
@@ -337,22 +339,30 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
     return _Outcome(scan=scan, files=files, log=log)
 
 
+def _preview(item: _Prepared, display: np.ndarray) -> bytes:
+    """The uploaded file itself where it already is the preview, else the display-sized image as PNG."""
+    return item.data if shown_as_is(item.data) else gray_png(display)
+
+
 def _store_batch(outcomes: list[_Outcome], token: str, clock: StageClock) -> list[_Outcome]:
     """One UPDATE for the whole batch, of the scans this worker still holds; the others' files go.
 
-    The UPDATE itself carries the claim condition (bulk_update keeps the queryset's filter), and the
-    rows read just before it are locked, so a scan taken over by another worker is never overwritten.
+    The UPDATE carries the claim condition itself (bulk_update keeps the queryset's filter), so a scan
+    another worker took over is never overwritten, and no read comes before it: on SQLite a read that
+    a write follows in one transaction fails with "database is locked" when an upload writes between.
     """
     if not outcomes:
         return []
-    held_rows = Scan.objects.filter(
-        pk__in=[outcome.scan.pk for outcome in outcomes], claim_token=token, status=Scan.Status.PROCESSING
-    )
-    with clock.batch("database"), transaction.atomic():
-        held = set(held_rows.select_for_update().values_list("pk", flat=True))
-        written = [outcome for outcome in outcomes if outcome.scan.pk in held]
-        if written:
-            held_rows.bulk_update([outcome.scan for outcome in written], RESULT_FIELDS)
+    ids = [outcome.scan.pk for outcome in outcomes]
+    with clock.batch("database"):
+        updated = Scan.objects.filter(pk__in=ids, claim_token=token, status=Scan.Status.PROCESSING).bulk_update(
+            [outcome.scan for outcome in outcomes], RESULT_FIELDS
+        )
+        if updated == len(outcomes):
+            held = set(ids)
+        else:  # some were taken over: ours are the rows that now carry this batch's own finishing times
+            stored = dict(Scan.objects.filter(pk__in=ids).values_list("pk", "finished_at"))
+            held = {outcome.scan.pk for outcome in outcomes if stored.get(outcome.scan.pk) == outcome.scan.finished_at}
     for outcome in outcomes:
         if outcome.scan.pk in held:
             logger.info(*outcome.log)
@@ -360,7 +370,7 @@ def _store_batch(outcomes: list[_Outcome], token: str, clock: StageClock) -> lis
         for name in outcome.files:
             Scan._meta.get_field("preview").storage.delete(name)
         logger.warning("Scan %s was taken over by another worker; its result was discarded.", outcome.scan.pk)
-    return written
+    return [outcome for outcome in outcomes if outcome.scan.pk in held]
 
 
 def scan_store_save(scan: Scan, filename: str, content: bytes) -> str:

@@ -158,6 +158,22 @@ def display_gray(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarr
     return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
+# Chunks that make a browser show a PNG's pixels differently from the values decode_image reads.
+RENDERING_CHUNKS = (b"eXIf", b"gAMA", b"iCCP", b"cHRM", b"tRNS")
+
+
+def shown_as_is(data: bytes, *, max_side: int = DISPLAY_MAX_SIDE) -> bool:
+    """Whether an uploaded file already is its own preview: an 8-bit grayscale PNG within the display
+    size with nothing that changes how it renders, so decoding and re-encoding it would change no pixel."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or any(chunk in data for chunk in RENDERING_CHUNKS):
+        return False
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (OSError, ValueError):
+        return False
+    return image.mode == "L" and max(image.size) <= max_side
+
+
 # zlib's fastest level: several times quicker to encode than the default for a few percent more bytes on
 # radiographs, and the worker encodes two images per scan.
 PNG_COMPRESS_LEVEL = 1

@@ -2,11 +2,13 @@
 
 import datetime
 import io
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
@@ -214,7 +216,9 @@ def test_a_batchs_results_are_written_in_one_update_after_the_claim(make_version
     with CaptureQueriesContext(connection) as queries:
         scans_diagnose(first_scan_id=scans[0].pk)
 
-    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "diagnosis_scan"')]
+    updates = [
+        q["sql"] for q in queries.captured_queries if re.match(r"UPDATE [`\"]diagnosis_scan[`\"] SET", q["sql"])
+    ]
     assert len(updates) == 2  # the claim, then every result of the batch
     assert Scan.objects.filter(status=Scan.Status.DONE).exclude(heatmap="").count() == 6
 
@@ -271,3 +275,47 @@ def test_every_batch_logs_where_its_time_went(make_version, patient, doctor, cap
             "overlay",
             "files",
         }
+
+
+def test_an_upload_that_already_is_its_own_preview_is_stored_as_it_came(make_version, patient, doctor):
+    make_version()
+    as_is = upload(patient, doctor, seed=7)
+    sixteen_bit = io.BytesIO()
+    Image.fromarray((np.random.default_rng(2).random((90, 90)) * 65535).astype(np.uint16)).save(sixteen_bit, "PNG")
+    re_encoded = scan_create(
+        patient=patient, image=SimpleUploadedFile("deep.png", sixteen_bit.getvalue()), uploaded_by=doctor
+    )
+
+    scans_diagnose(first_scan_id=as_is.pk)
+
+    as_is.refresh_from_db()
+    re_encoded.refresh_from_db()
+    with as_is.preview.open("rb") as handle:
+        assert handle.read() == xray_png(seed=7)
+    with re_encoded.preview.open("rb") as handle:
+        preview = Image.open(io.BytesIO(handle.read()))
+    assert (preview.mode, preview.size) == ("L", (90, 90))
+
+
+def test_an_image_that_fails_after_decoding_fails_alone_and_the_batch_completes(
+    make_version, patient, doctor, monkeypatch
+):
+    make_version()
+    fine, failing = upload(patient, doctor, seed=1, size=96), upload(patient, doctor, seed=2, size=120)
+    real_overlay = inference.overlay_png
+
+    def overlay_failing_for_the_larger_image(display, heatmap):
+        if display.shape == (120, 120):
+            raise ValueError("cannot blend this image")
+        return real_overlay(display, heatmap)
+
+    monkeypatch.setattr(inference, "overlay_png", overlay_failing_for_the_larger_image)
+
+    assert scans_diagnose(first_scan_id=fine.pk) == [fine.pk]
+    fine.refresh_from_db()
+    failing.refresh_from_db()
+    assert fine.status == Scan.Status.DONE
+    assert fine.heatmap
+    assert failing.status == Scan.Status.FAILED
+    assert failing.status_message == "The image could not be processed: cannot blend this image"
+    assert failing.claim_token == ""

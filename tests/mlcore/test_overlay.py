@@ -1,4 +1,4 @@
-"""The preview and Grad-CAM overlay PNGs the worker writes for every scan."""
+"""The preview and Grad-CAM overlay PNGs the worker writes for every scan, and when an upload is its own preview."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from mlcore.core.predictor import gray_png, overlay_png
+from mlcore.core.predictor import gray_png, overlay_png, shown_as_is
 
 
 def radiograph_and_heatmap():
@@ -56,3 +56,32 @@ def test_previews_and_overlays_are_compressed_at_zlibs_fastest_level():
 
     assert first_idat_zlib_header(gray_png(gray)) == b"\x78\x01"
     assert first_idat_zlib_header(overlay_png(gray, heatmap)) == b"\x78\x01"
+
+
+def png(pixels: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def test_an_8_bit_grayscale_png_within_the_display_size_is_its_own_preview():
+    gray = (np.random.default_rng(1).random((600, 800)) * 255).astype(np.uint8)
+
+    assert shown_as_is(png(gray))
+    assert shown_as_is(png(np.zeros((1024, 300), np.uint8)))
+
+
+def test_files_whose_pixels_or_rendering_differ_from_the_preview_are_re_encoded():
+    gray = (np.random.default_rng(1).random((60, 80)) * 255).astype(np.uint8)
+    jpeg = io.BytesIO()
+    Image.fromarray(gray).save(jpeg, format="JPEG")
+
+    assert not shown_as_is(png(np.zeros((1025, 300), np.uint8)))  # larger than shown
+    assert not shown_as_is(png(gray.astype(np.uint16) * 257))  # 16-bit
+    assert not shown_as_is(png(np.stack([gray] * 3, axis=2)))  # RGB
+    assert not shown_as_is(png(gray, transparency=0))
+    gamma = png(gray)
+    gamma = gamma[:33] + b"\x00\x00\x00\x04gAMA\x00\x00\xb1\x8f\x0b\xfc\x61\x05" + gamma[33:]
+    assert Image.open(io.BytesIO(gamma)).info["gamma"]
+    assert not shown_as_is(gamma)
+    assert not shown_as_is(jpeg.getvalue())
