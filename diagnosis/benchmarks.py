@@ -253,6 +253,7 @@ class BenchmarkResult:
     latency: dict[str, float]
     network: dict[str, float]
     headline: dict[str, float]
+    worker_log: Path
     batch_sizes: dict[str, float] = field(default_factory=dict)
 
 
@@ -365,5 +366,6 @@ def worker_benchmark_run(
         latency=summary([row["total_ms"] for row in rows.values() if row["total_ms"] is not None]),
         network=network,
         headline=headline(scans=len(scan_ids), seconds=seconds, network_per_second=network["probabilities"]),
+        worker_log=folder / "worker.log",
         batch_sizes=summary([row["batch_size"] for row in rows.values() if row["batch_size"]]),
     )

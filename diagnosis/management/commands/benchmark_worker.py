@@ -63,3 +63,4 @@ class Command(BaseCommand):
         for stage in STAGES:
             figures = result.stages[stage]
             write(f"{STAGE_WORDS[stage]:40} {figures['median']:9.1f} {figures['p95']:9.1f}")
+        write(f"The worker's log: {result.worker_log}")
