@@ -3,15 +3,22 @@
 Exactly once: a worker claims scans with one conditional UPDATE (pending -> processing, with its
 own token and a lease), and writes results only while it still holds the claim. A worker that dies
 loses its claim when the lease runs out; ``scans_requeue_stale`` then hands the scan to another.
+
+Every batch logs where its time went, per stage (one "Batch timings:" line of JSON): the log, not
+the scan rows, because the database write is itself a stage and can only be measured after it is
+made; ``manage.py benchmark_worker`` reads these lines from the log of the worker it starts.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -25,7 +32,7 @@ from diagnosis.signals import scan_read
 from mlcore.core.evaluation import jsonable
 from mlcore.core.gate import colour_share, screen
 from mlcore.core.imaging import DICOM, DicomHeader, ImageDecodeError, decode_image, read_dicom_header, sniff_format
-from mlcore.core.predictor import display_gray, gray_png, overlay_png
+from mlcore.core.predictor import display_gray, gray_png, overlay_png, shown_as_is
 from mlcore.core.preprocessing import preprocess
 from mlcore.inference import active_predictor
 
@@ -33,6 +40,37 @@ logger = logging.getLogger(__name__)
 
 NO_MODEL_MESSAGE = "Waiting for an active model version: staff activate one in the admin."
 MAX_ATTEMPTS = 3
+BATCH_TIMINGS = "Batch timings: "
+DRAIN_SECONDS = 60
+
+
+@dataclass
+class StageClock:
+    """Milliseconds spent per stage: per scan (decoding, encoding) and per batch (network, database)."""
+
+    per_scan: dict[int, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    per_batch: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def scan(self, scan_id: int, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            stages = self.per_scan[scan_id]
+            stages[stage] = stages.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+    @contextmanager
+    def batch(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.per_batch[stage] = self.per_batch.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+    def log(self, scan_ids: list[int]) -> None:
+        record = {"scans": scan_ids, "per_batch": self.per_batch, "per_scan": self.per_scan}
+        logger.info("%s%s", BATCH_TIMINGS, json.dumps(record, separators=(",", ":")))
 
 
 def scans_claim(*, first_scan_id: int | None, limit: int) -> tuple[str, list[Scan]]:
@@ -65,21 +103,36 @@ def _fail(scan: Scan, token: str, message: str) -> None:
 
 
 def scans_diagnose(*, first_scan_id: int | None = None, batch_size: int | None = None) -> list[int]:
-    """Diagnose a batch of waiting scans; returns the ids that reached done."""
-    version, predictor = active_predictor()
-    if version is None:
-        Scan.objects.filter(status=Scan.Status.PENDING).update(status_message=NO_MODEL_MESSAGE)
-        return []
-    token, claimed = scans_claim(first_scan_id=first_scan_id, limit=batch_size or settings.SCAN_BATCH_SIZE)
-    if not claimed:
-        return []
-    try:
-        return _diagnose_claimed(claimed, token, version, predictor)
-    except BaseException:
-        Scan.objects.filter(claim_token=token, status=Scan.Status.PROCESSING).update(
-            status=Scan.Status.PENDING, claim_token="", claimed_until=None
-        )
-        raise
+    """Diagnose waiting scans, batch after batch while full ones wait; returns the ids that reached done.
+
+    Scans uploaded while the network runs fill the next batch, which this task takes at once instead
+    of waiting for the broker to deliver another task; after DRAIN_SECONDS it leaves the rest to the
+    tasks queued for them, so no task holds the queue for long.
+    """
+    limit = batch_size or settings.SCAN_BATCH_SIZE
+    deadline = time.monotonic() + DRAIN_SECONDS
+    done: list[int] = []
+    while True:
+        version, predictor = active_predictor()
+        if version is None:
+            Scan.objects.filter(status=Scan.Status.PENDING).update(status_message=NO_MODEL_MESSAGE)
+            return done
+        clock = StageClock()
+        with clock.batch("database"):
+            token, claimed = scans_claim(first_scan_id=first_scan_id, limit=limit)
+        if not claimed:
+            return done
+        try:
+            done += _diagnose_claimed(claimed, token, version, predictor, clock=clock)
+        except BaseException:
+            Scan.objects.filter(claim_token=token, status=Scan.Status.PROCESSING).update(
+                status=Scan.Status.PENDING, claim_token="", claimed_until=None
+            )
+            raise
+        clock.log([scan.pk for scan in claimed])
+        if len(claimed) < limit or time.monotonic() > deadline:
+            return done
+        first_scan_id = None
 
 
 @dataclass
@@ -91,19 +144,32 @@ class _Prepared:
     header: DicomHeader | None
     colour: float | None
     preprocess_ms: float
+    data: bytes
     network_input: np.ndarray | None = None
 
 
-def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> list[int]:
+@dataclass
+class _Outcome:
+    """A scan with its final values set (not yet written), the files they name, and its log line."""
+
+    scan: Scan
+    files: list[str]
+    log: tuple
+
+
+def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor, *, clock: StageClock) -> list[int]:
     prepared = []
     for scan in claimed:
         if scan.attempts > MAX_ATTEMPTS:
-            _fail(scan, token, f"Gave up after {MAX_ATTEMPTS} attempts: a worker stopped each time.")
+            with clock.batch("database"):
+                _fail(scan, token, f"Gave up after {MAX_ATTEMPTS} attempts: a worker stopped each time.")
             continue
         try:
-            prepared.append(_prepare(scan, predictor))
+            with clock.scan(scan.pk, "decode"):
+                prepared.append(_prepare(scan, predictor))
         except (ImageDecodeError, OSError) as error:
-            _fail(scan, token, f"The image cannot be read: {error}")
+            with clock.batch("database"):
+                _fail(scan, token, f"The image cannot be read: {error}")
     if not prepared:
         return []
 
@@ -115,32 +181,34 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor) -> li
     refused_ids = {id(item) for item, _ in refused_early}
     to_read = [item for item in prepared if id(item) not in refused_ids]
     for item in to_read:
-        item.network_input = preprocess(item.gray, predictor.spec)
+        with clock.scan(item.scan.pk, "preprocess"):
+            item.network_input = preprocess(item.gray, predictor.spec)
 
-    started = time.perf_counter()
-    readouts = predictor.read(np.stack([item.network_input for item in to_read])) if to_read else []
-    network_ms = (time.perf_counter() - started) * 1000
+    with clock.batch("network"):
+        readouts = predictor.read(np.stack([item.network_input for item in to_read])) if to_read else []
+    network_ms = clock.per_batch["network"]
 
-    done, finished = [], []
-    for item, verdict in refused_early:
-        if _store_not_assessable(item, verdict, token, version, network_ms=None, batch=len(prepared)):
-            finished.append(item.scan.pk)
+    batch = len(prepared)
+    steps = [(item, verdict, None) for item, verdict in refused_early]
     for item, readout in zip(to_read, readouts, strict=True):
-        verdict = screen(header=item.header, colour=item.colour, image_check=readout.image_check)
-        if not verdict.assessable:
-            if _store_not_assessable(item, verdict, token, version, network_ms=network_ms, batch=len(prepared)):
-                finished.append(item.scan.pk)
-            continue
-        display = display_gray(item.gray)
-        if _store_reading(item, display, readout.reading, verdict, token, version, network_ms, len(prepared)):
-            done.append((item, display, readout))
+        steps.append((item, screen(header=item.header, colour=item.colour, image_check=readout.image_check), readout))
+    outcomes = []
+    for item, verdict, readout in steps:
+        try:
+            if verdict.assessable:
+                outcomes.append(_reading(item, readout, verdict, version, predictor, network_ms, batch, clock))
+            else:
+                network = network_ms if readout is not None else None
+                outcomes.append(_not_assessable(item, verdict, version, network_ms=network, batch=batch, clock=clock))
+        except (ValueError, OSError, MemoryError) as error:  # this image only: the rest of the batch goes on
+            logger.exception("Scan %s could not be processed", item.scan.pk)
+            with clock.batch("database"):
+                _fail(item.scan, token, f"The image could not be processed: {error}")
 
-    for item, display, readout in done:
-        if _store_heatmap(item.scan, display, predictor.heatmap(readout.cam), token):
-            finished.append(item.scan.pk)
-    for scan_id in finished:
-        transaction.on_commit(lambda scan_id=scan_id: scan_read.send(sender=Scan, scan_id=scan_id))
-    return [item.scan.pk for item, _, _ in done]
+    written = _store_batch(outcomes, token, clock)
+    for outcome in written:
+        transaction.on_commit(lambda scan_id=outcome.scan.pk: scan_read.send(sender=Scan, scan_id=scan_id))
+    return [outcome.scan.pk for outcome in written if outcome.scan.status == Scan.Status.DONE]
 
 
 def _prepare(scan: Scan, predictor) -> _Prepared:
@@ -155,6 +223,7 @@ def _prepare(scan: Scan, predictor) -> _Prepared:
         header=header,
         colour=colour_share(data),
         preprocess_ms=(time.perf_counter() - started) * 1000,
+        data=data,
     )
 
 
@@ -170,11 +239,48 @@ def _timings(scan: Scan, *, preprocess_ms: float, network_ms: float | None, batc
     }
 
 
-def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, network_ms, batch: int) -> bool:
-    """The image and the reason, no reading; the claim ends here (no heatmap follows)."""
+RESULT_FIELDS = [
+    "status",
+    "status_message",
+    "gate",
+    "result",
+    "label",
+    "probability",
+    "raw_probability",
+    "probabilities",
+    "threshold",
+    "model_version",
+    "preview",
+    "heatmap",
+    "claim_token",
+    "claimed_until",
+    "queue_wait_ms",
+    "preprocess_ms",
+    "network_ms",
+    "total_ms",
+    "batch_size",
+    "finished_at",
+]
+
+
+def _final(scan: Scan, **values) -> None:
+    """Set a scan's final values (every one of RESULT_FIELDS) on the instance; the claim ends with them."""
+    values |= {"claim_token": "", "claimed_until": None}
+    if set(values) != set(RESULT_FIELDS):
+        raise TypeError(f"A final write sets every result field; these differ: {set(RESULT_FIELDS) ^ set(values)}")
+    for name, value in values.items():
+        setattr(scan, name, value)
+
+
+def _not_assessable(item: _Prepared, verdict, version, *, network_ms, batch: int, clock: StageClock) -> _Outcome:
+    """The image and the reason, no reading and no heatmap."""
     scan = item.scan
-    preview_name = scan_store_save(scan, "preview.png", gray_png(display_gray(item.gray)))
-    updated = _held(scan, token).update(
+    with clock.scan(scan.pk, "preview"):
+        preview = _preview(item, display_gray(item.gray))
+    with clock.scan(scan.pk, "files"):
+        preview_name = scan_store_save(scan, "preview.png", preview)
+    _final(
+        scan,
         status=Scan.Status.NOT_ASSESSABLE,
         status_message=verdict.reason[:500],
         gate=jsonable(verdict.figures),
@@ -186,22 +292,27 @@ def _store_not_assessable(item: _Prepared, verdict, token: str, version, *, netw
         threshold=None,
         model_version=version,
         preview=preview_name,
-        claim_token="",
-        claimed_until=None,
+        heatmap="",
         **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
     )
-    if not updated:
-        scan.preview.storage.delete(preview_name)
-        logger.warning("Scan %s was taken over by another worker; its verdict was discarded.", scan.pk)
-        return False
-    logger.info("Scan %s not assessable by model %s: %s", scan.pk, version.name, verdict.reason)
-    return True
+    log = ("Scan %s not assessable by model %s: %s", scan.pk, version.name, verdict.reason)
+    return _Outcome(scan=scan, files=[preview_name], log=log)
 
 
-def _store_reading(item: _Prepared, display, reading, verdict, token, version, network_ms, batch) -> bool:
-    scan = item.scan
-    preview_name = scan_store_save(scan, "preview.png", gray_png(display))
-    updated = _held(scan, token).update(
+def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, batch, clock) -> _Outcome:
+    """The reading with its preview and its Grad-CAM overlay, both from one resize of the radiograph."""
+    scan, reading = item.scan, readout.reading
+    with clock.scan(scan.pk, "preview"):
+        display = display_gray(item.gray)
+        preview = _preview(item, display)
+    with clock.scan(scan.pk, "heatmap"):
+        heatmap = predictor.heatmap(readout.cam)
+    with clock.scan(scan.pk, "overlay"):
+        overlay = overlay_png(display, heatmap)
+    with clock.scan(scan.pk, "files"):
+        files = [scan_store_save(scan, "preview.png", preview), scan_store_save(scan, "gradcam.png", overlay)]
+    _final(
+        scan,
         status=Scan.Status.DONE,
         status_message="",
         gate=jsonable(verdict.figures),
@@ -212,14 +323,11 @@ def _store_reading(item: _Prepared, display, reading, verdict, token, version, n
         probabilities=reading.probabilities,
         threshold=reading.threshold,
         model_version=version,
-        preview=preview_name,
+        preview=files[0],
+        heatmap=files[1],
         **_timings(scan, preprocess_ms=item.preprocess_ms, network_ms=network_ms, batch=batch),
     )
-    if not updated:
-        scan.preview.storage.delete(preview_name)
-        logger.warning("Scan %s was taken over by another worker; its result was discarded.", scan.pk)
-        return False
-    logger.info(
+    log = (
         "Scan %s done: %s (%s), p=%.3f, model %s, batch of %d",
         scan.pk,
         reading.result,
@@ -228,17 +336,41 @@ def _store_reading(item: _Prepared, display, reading, verdict, token, version, n
         version.name,
         batch,
     )
-    return True
+    return _Outcome(scan=scan, files=files, log=log)
 
 
-def _store_heatmap(scan: Scan, display, heatmap, token: str) -> bool:
-    name = scan_store_save(scan, "gradcam.png", overlay_png(display, heatmap))
-    if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
-        heatmap=name, claim_token="", claimed_until=None
-    ):
-        scan.heatmap.storage.delete(name)
-        return False
-    return True
+def _preview(item: _Prepared, display: np.ndarray) -> bytes:
+    """The uploaded file itself where it already is the preview, else the display-sized image as PNG."""
+    return item.data if shown_as_is(item.data) else gray_png(display)
+
+
+def _store_batch(outcomes: list[_Outcome], token: str, clock: StageClock) -> list[_Outcome]:
+    """One UPDATE for the whole batch, of the scans this worker still holds; the others' files go.
+
+    The UPDATE carries the claim condition itself (bulk_update keeps the queryset's filter), so a scan
+    another worker took over is never overwritten, and no read comes before it: on SQLite a read that
+    a write follows in one transaction fails with "database is locked" when an upload writes between.
+    """
+    if not outcomes:
+        return []
+    ids = [outcome.scan.pk for outcome in outcomes]
+    with clock.batch("database"):
+        updated = Scan.objects.filter(pk__in=ids, claim_token=token, status=Scan.Status.PROCESSING).bulk_update(
+            [outcome.scan for outcome in outcomes], RESULT_FIELDS
+        )
+        if updated == len(outcomes):
+            held = set(ids)
+        else:  # some were taken over: ours are the rows that now carry this batch's own finishing times
+            stored = dict(Scan.objects.filter(pk__in=ids).values_list("pk", "finished_at"))
+            held = {outcome.scan.pk for outcome in outcomes if stored.get(outcome.scan.pk) == outcome.scan.finished_at}
+    for outcome in outcomes:
+        if outcome.scan.pk in held:
+            logger.info(*outcome.log)
+            continue
+        for name in outcome.files:
+            Scan._meta.get_field("preview").storage.delete(name)
+        logger.warning("Scan %s was taken over by another worker; its result was discarded.", outcome.scan.pk)
+    return [outcome for outcome in outcomes if outcome.scan.pk in held]
 
 
 def scan_store_save(scan: Scan, filename: str, content: bytes) -> str:

@@ -154,7 +154,8 @@ class _Detector:
         per_class = []
         for mean in self.means:
             centred = features - mean
-            per_class.append(np.einsum("ij,jk,ik->i", centred, self.precision, centred))
+            # One matrix product through BLAS: the three-operand einsum looped in plain C, ~10 ms per image.
+            per_class.append(np.einsum("ij,ij->i", centred @ self.precision, centred))
         return np.sqrt(np.maximum(np.min(np.stack(per_class), axis=0), 0.0))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from dataclasses import dataclass, field
@@ -157,25 +158,59 @@ def display_gray(gray: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarr
     return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
+# Chunks that make a browser show a PNG's pixels differently from the values decode_image reads.
+RENDERING_CHUNKS = (b"eXIf", b"gAMA", b"iCCP", b"cHRM", b"tRNS")
+
+
+def shown_as_is(data: bytes, *, max_side: int = DISPLAY_MAX_SIDE) -> bool:
+    """Whether an uploaded file already is its own preview: an 8-bit grayscale PNG within the display
+    size with nothing that changes how it renders, so decoding and re-encoding it would change no pixel."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or any(chunk in data for chunk in RENDERING_CHUNKS):
+        return False
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (OSError, ValueError):
+        return False
+    return image.mode == "L" and max(image.size) <= max_side
+
+
+# zlib's fastest level: several times quicker to encode than the default for a few percent more bytes on
+# radiographs, and the worker encodes two images per scan.
+PNG_COMPRESS_LEVEL = 1
+
+
+@functools.cache
+def jet_palette() -> bytes:
+    """matplotlib's jet as a 256-entry RGB palette (matplotlib is loaded on the first overlay only)."""
+    from matplotlib import colormaps
+
+    return (colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8).tobytes()
+
+
 def gray_png(gray: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray((np.clip(gray, 0, 1) * 255).round().astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray((np.clip(gray, 0, 1) * 255).round().astype(np.uint8)).save(
+        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL
+    )
     return buffer.getvalue()
 
 
 def overlay_png(gray: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45) -> bytes:
-    """The heatmap in jet colours over the grayscale radiograph, stronger where it is hotter, as PNG."""
-    from matplotlib import colormaps
+    """The heatmap in jet colours over the grayscale radiograph, stronger where it is hotter, as PNG.
 
+    In 8 bits throughout (the heat as a palette index, Pillow's own blend): the same picture as
+    blending in floating point to within three levels of 255, at a fraction of its cost on a 1024-pixel image.
+    """
     height, width = gray.shape
     cam = Image.fromarray(np.ascontiguousarray(heatmap, dtype=np.float32)).resize(
         (width, height), Image.Resampling.BILINEAR
     )
-    cam = np.clip(np.asarray(cam), 0.0, 1.0)
-    colours = colormaps["jet"](cam)[..., :3]
-    base = np.repeat(np.clip(gray, 0.0, 1.0)[..., np.newaxis], 3, axis=2)
-    weight = (alpha * cam)[..., np.newaxis]
-    blended = (1.0 - weight) * base + weight * colours
+    heat = (np.clip(np.asarray(cam), 0.0, 1.0) * 255).round().astype(np.uint8)
+    colours = Image.frombytes("P", (width, height), heat.tobytes())
+    colours.putpalette(jet_palette())
+    weight = Image.fromarray((heat.astype(np.float32) * alpha).round().astype(np.uint8))
+    base = Image.fromarray((np.clip(gray, 0.0, 1.0) * 255).round().astype(np.uint8)).convert("RGB")
+    blended = Image.composite(colours.convert("RGB"), base, weight)
     buffer = io.BytesIO()
-    Image.fromarray((blended * 255).round().astype(np.uint8)).save(buffer, format="PNG", optimize=True)
+    blended.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()

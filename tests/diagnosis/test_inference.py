@@ -2,9 +2,13 @@
 
 import datetime
 import io
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
@@ -113,9 +117,9 @@ def test_a_result_is_not_written_by_a_worker_that_lost_its_claim(make_version, p
     scan = upload(patient, doctor)
     real = inference._diagnose_claimed
 
-    def lose_claim_then_continue(claimed, token, version, predictor):
+    def lose_claim_then_continue(claimed, token, version, predictor, **options):
         Scan.objects.filter(pk=scan.pk).update(claim_token="someone-else")
-        return real(claimed, token, version, predictor)
+        return real(claimed, token, version, predictor, **options)
 
     monkeypatch.setattr(inference, "_diagnose_claimed", lose_claim_then_continue)
 
@@ -188,3 +192,130 @@ def test_activating_a_version_queues_the_scans_that_waited(
 
     assert queued == [waiting[0].pk]
     assert sorted(scans_diagnose(first_scan_id=queued[0])) == sorted(scan.pk for scan in waiting)
+
+
+def test_a_task_takes_batch_after_batch_while_full_ones_wait(make_version, patient, doctor):
+    make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(5)]
+
+    done = scans_diagnose(first_scan_id=scans[0].pk, batch_size=2)
+
+    assert sorted(done) == sorted(scan.pk for scan in scans)
+    assert sorted(Scan.objects.values_list("batch_size", flat=True)) == [1, 2, 2, 2, 2]
+
+
+def test_a_batchs_results_are_written_in_one_update_after_the_claim(make_version, patient, doctor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(3)]
+    scans_diagnose(first_scan_id=scans[0].pk)  # loads the model; its queries are not counted
+    scans = [upload(patient, doctor, seed=n) for n in range(3, 6)]
+
+    with CaptureQueriesContext(connection) as queries:
+        scans_diagnose(first_scan_id=scans[0].pk)
+
+    updates = [
+        q["sql"] for q in queries.captured_queries if re.match(r"UPDATE [`\"]diagnosis_scan[`\"] SET", q["sql"])
+    ]
+    assert len(updates) == 2  # the claim, then every result of the batch
+    assert Scan.objects.filter(status=Scan.Status.DONE).exclude(heatmap="").count() == 6
+
+
+def test_a_scan_taken_over_mid_batch_keeps_the_other_workers_claim_and_the_rest_are_written(
+    make_version, patient, doctor, monkeypatch
+):
+    make_version()
+    kept, taken = upload(patient, doctor, seed=1), upload(patient, doctor, seed=2)
+    real = inference._diagnose_claimed
+
+    def lose_one_claim_then_continue(claimed, token, version, predictor, **options):
+        Scan.objects.filter(pk=taken.pk).update(claim_token="someone-else")
+        return real(claimed, token, version, predictor, **options)
+
+    monkeypatch.setattr(inference, "_diagnose_claimed", lose_one_claim_then_continue)
+    derived = Path(settings.MEDIA_ROOT) / "scans" / "derived"
+    before = set(derived.iterdir()) if derived.exists() else set()
+
+    assert scans_diagnose(first_scan_id=kept.pk) == [kept.pk]
+
+    kept.refresh_from_db()
+    taken.refresh_from_db()
+    assert kept.status == Scan.Status.DONE
+    assert (taken.status, taken.claim_token, taken.label, taken.preview.name) == (
+        Scan.Status.PROCESSING,
+        "someone-else",
+        "",
+        "",
+    )
+    written = {path.name for path in set(derived.iterdir()) - before}
+    assert written == {Path(kept.preview.name).name, Path(kept.heatmap.name).name}  # the taken scan's are gone
+
+
+def test_every_batch_logs_where_its_time_went(make_version, patient, doctor, caplog):
+    from diagnosis.benchmarks import batch_timings_read
+
+    make_version()
+    scans = [upload(patient, doctor, seed=n) for n in range(2)]
+
+    with caplog.at_level("INFO", logger="diagnosis.services.inference"):
+        scans_diagnose(first_scan_id=scans[0].pk)
+
+    [record] = batch_timings_read(caplog.text)
+    assert sorted(record["scans"]) == sorted(scan.pk for scan in scans)
+    assert record["per_batch"]["network"] > 0
+    assert record["per_batch"]["database"] > 0
+    for scan in scans:
+        assert set(record["per_scan"][str(scan.pk)]) == {
+            "decode",
+            "preprocess",
+            "preview",
+            "heatmap",
+            "overlay",
+            "files",
+        }
+
+
+def test_an_upload_that_already_is_its_own_preview_is_stored_as_it_came(make_version, patient, doctor):
+    make_version()
+    as_is = upload(patient, doctor, seed=7)
+    sixteen_bit = io.BytesIO()
+    Image.fromarray((np.random.default_rng(2).random((90, 90)) * 65535).astype(np.uint16)).save(sixteen_bit, "PNG")
+    re_encoded = scan_create(
+        patient=patient, image=SimpleUploadedFile("deep.png", sixteen_bit.getvalue()), uploaded_by=doctor
+    )
+
+    scans_diagnose(first_scan_id=as_is.pk)
+
+    as_is.refresh_from_db()
+    re_encoded.refresh_from_db()
+    with as_is.preview.open("rb") as handle:
+        assert handle.read() == xray_png(seed=7)
+    with re_encoded.preview.open("rb") as handle:
+        preview = Image.open(io.BytesIO(handle.read()))
+    assert (preview.mode, preview.size) == ("L", (90, 90))
+
+
+def test_an_image_that_fails_after_decoding_fails_alone_and_the_batch_completes(
+    make_version, patient, doctor, monkeypatch
+):
+    make_version()
+    fine, failing = upload(patient, doctor, seed=1, size=96), upload(patient, doctor, seed=2, size=120)
+    real_overlay = inference.overlay_png
+
+    def overlay_failing_for_the_larger_image(display, heatmap):
+        if display.shape == (120, 120):
+            raise ValueError("cannot blend this image")
+        return real_overlay(display, heatmap)
+
+    monkeypatch.setattr(inference, "overlay_png", overlay_failing_for_the_larger_image)
+
+    assert scans_diagnose(first_scan_id=fine.pk) == [fine.pk]
+    fine.refresh_from_db()
+    failing.refresh_from_db()
+    assert fine.status == Scan.Status.DONE
+    assert fine.heatmap
+    assert failing.status == Scan.Status.FAILED
+    assert failing.status_message == "The image could not be processed: cannot blend this image"
+    assert failing.claim_token == ""

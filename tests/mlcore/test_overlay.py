@@ -1,0 +1,87 @@
+"""The preview and Grad-CAM overlay PNGs the worker writes for every scan, and when an upload is its own preview."""
+
+import io
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+
+from mlcore.core.predictor import gray_png, overlay_png, shown_as_is
+
+
+def radiograph_and_heatmap():
+    rng = np.random.default_rng(3)
+    gray = np.clip(0.4 + 0.2 * rng.standard_normal((300, 420)), 0, 1).astype(np.float32)
+    heatmap = np.zeros((224, 224), np.float32)
+    heatmap[60:160, 40:120] = np.linspace(0.0, 1.0, 80)
+    return gray, heatmap
+
+
+def float_blend(gray, heatmap, alpha=0.45):
+    """The overlay as first written: jet colours blended in floating point."""
+    height, width = gray.shape
+    cam = Image.fromarray(heatmap).resize((width, height), Image.Resampling.BILINEAR)
+    cam = np.clip(np.asarray(cam), 0.0, 1.0)
+    base = np.repeat(gray[..., np.newaxis], 3, axis=2)
+    weight = (alpha * cam)[..., np.newaxis]
+    return ((1.0 - weight) * base + weight * colormaps["jet"](cam)[..., :3]) * 255
+
+
+def test_the_overlay_is_the_jet_blend_of_the_heatmap_over_the_radiograph():
+    gray, heatmap = radiograph_and_heatmap()
+
+    overlay = np.asarray(Image.open(io.BytesIO(overlay_png(gray, heatmap))), dtype=np.float64)
+
+    assert overlay.shape == (300, 420, 3)
+    assert np.abs(overlay - float_blend(gray, heatmap)).max() <= 3
+
+
+def test_where_the_heatmap_is_cold_the_radiograph_shows_unchanged():
+    gray, _ = radiograph_and_heatmap()
+
+    overlay = np.asarray(Image.open(io.BytesIO(overlay_png(gray, np.zeros((224, 224), np.float32)))))
+
+    expected = (gray * 255).round().astype(np.uint8)
+    for channel in range(3):
+        assert np.array_equal(overlay[..., channel], expected)
+
+
+def first_idat_zlib_header(png: bytes) -> bytes:
+    start = png.index(b"IDAT") + 4
+    return png[start : start + 2]
+
+
+def test_previews_and_overlays_are_compressed_at_zlibs_fastest_level():
+    gray, heatmap = radiograph_and_heatmap()
+
+    assert first_idat_zlib_header(gray_png(gray)) == b"\x78\x01"
+    assert first_idat_zlib_header(overlay_png(gray, heatmap)) == b"\x78\x01"
+
+
+def png(pixels: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def test_an_8_bit_grayscale_png_within_the_display_size_is_its_own_preview():
+    gray = (np.random.default_rng(1).random((600, 800)) * 255).astype(np.uint8)
+
+    assert shown_as_is(png(gray))
+    assert shown_as_is(png(np.zeros((1024, 300), np.uint8)))
+
+
+def test_files_whose_pixels_or_rendering_differ_from_the_preview_are_re_encoded():
+    gray = (np.random.default_rng(1).random((60, 80)) * 255).astype(np.uint8)
+    jpeg = io.BytesIO()
+    Image.fromarray(gray).save(jpeg, format="JPEG")
+
+    assert not shown_as_is(png(np.zeros((1025, 300), np.uint8)))  # larger than shown
+    assert not shown_as_is(png(gray.astype(np.uint16) * 257))  # 16-bit
+    assert not shown_as_is(png(np.stack([gray] * 3, axis=2)))  # RGB
+    assert not shown_as_is(png(gray, transparency=0))
+    gamma = png(gray)
+    gamma = gamma[:33] + b"\x00\x00\x00\x04gAMA\x00\x00\xb1\x8f\x0b\xfc\x61\x05" + gamma[33:]
+    assert Image.open(io.BytesIO(gamma)).info["gamma"]
+    assert not shown_as_is(gamma)
+    assert not shown_as_is(jpeg.getvalue())
