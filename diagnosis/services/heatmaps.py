@@ -18,9 +18,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from diagnosis.models import Scan
-from diagnosis.services.inference import _store_heatmap
+from diagnosis.services.inference import scan_store_save
 from mlcore.core.imaging import decode_image
-from mlcore.core.predictor import display_gray
+from mlcore.core.predictor import display_gray, overlay_png
 from mlcore.core.preprocessing import preprocess
 from mlcore.inference import predictor_for
 from mlcore.models import ModelVersion
@@ -74,7 +74,11 @@ def scan_heatmap_regenerate(*, scan: Scan, now: datetime.datetime | None = None)
     with scan.image.open("rb") as handle:
         gray = decode_image(handle.read(), max_pixels=settings.SCAN_MAX_PIXELS)
     readout = predictor.read(preprocess(gray, predictor.spec)[np.newaxis])[0]
-    _store_heatmap(scan, display_gray(gray), predictor.heatmap(readout.cam), token)
+    name = scan_store_save(scan, "gradcam.png", overlay_png(display_gray(gray), predictor.heatmap(readout.cam)))
+    if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
+        heatmap=name, claim_token="", claimed_until=None
+    ):
+        scan.heatmap.storage.delete(name)
     scan.refresh_from_db(fields=["heatmap"])
     logger.info("Scan %s: heatmap regenerated with model %s", scan.pk, scan.model_version.name)
     return bool(scan.heatmap)
