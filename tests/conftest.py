@@ -151,3 +151,18 @@ def make_gated_version(make_version, tiny_gate_bytes):
         return version
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _stored_files_removed():
+    """Files a test stores (a model version is ~90 MB) go with its rolled-back rows, so a run of the suite
+    does not fill the disk; only the test settings' own folders are ever emptied."""
+    yield
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    for folder in (Path(str(settings.MODEL_STORE_DIR)), Path(str(settings.MEDIA_ROOT))):
+        if folder.name in ("test-models", "test-media"):
+            shutil.rmtree(folder, ignore_errors=True)

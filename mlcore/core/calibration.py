@@ -16,9 +16,10 @@ from scipy.optimize import minimize_scalar
 EPSILON = 1e-7
 BAND_MAX_ERROR = 0.5  # calls no better than a coin toss
 BAND_RULE = (
-    "The widest band around the threshold, symmetric in log-odds, inside which at least {max_error:.0%} of "
-    "the validation split's calls are wrong; readings in it are indeterminate. No such band when every "
-    "validation call near the threshold is right."
+    "Indeterminate: (1) between 0.5 and the threshold, where the calibrated probability itself says the call "
+    "is more likely wrong than right; and (2) the widest band around the threshold, symmetric in log-odds, "
+    "inside which at least {max_error:.0%} of the validation split's calls are wrong. The band is the span of "
+    "both; (2) adds nothing when fewer validation calls near the threshold are wrong."
 )
 
 
@@ -82,8 +83,18 @@ def choose_band(
     """The indeterminate band by BAND_RULE, from validation labels and calibrated P(positive)."""
     y_positive = np.asarray(y_positive, dtype=int)
     p_positive = np.asarray(p_positive, dtype=float)
-    if len(y_positive) == 0:
+    disagreeing = (min(threshold, 0.5), max(threshold, 0.5)) if not np.isclose(threshold, 0.5) else None
+    empirical = _empirical_band(y_positive, p_positive, threshold, max_error=max_error)
+    edges = [edge for edge in (disagreeing, empirical) if edge is not None]
+    if not edges:
         return Band(None, None)
+    return Band(min(low for low, _ in edges), max(high for _, high in edges))
+
+
+def _empirical_band(y_positive, p_positive, threshold: float, *, max_error: float) -> tuple[float, float] | None:
+    """Part (2) of BAND_RULE: where validation calls near the threshold are wrong too often."""
+    if len(y_positive) == 0:
+        return None
     centre = _log_odds(threshold)
     distance = np.abs(_log_odds(p_positive) - centre)
     wrong = (p_positive >= threshold).astype(int) != y_positive
@@ -91,9 +102,9 @@ def choose_band(
     error_inside = np.cumsum(wrong[order]) / np.arange(1, len(order) + 1)
     qualifying = np.flatnonzero(error_inside >= max_error)
     if len(qualifying) == 0:
-        return Band(None, None)
+        return None
     width = float(distance[order][qualifying[-1]])
-    return Band(_probability(centre - width), _probability(centre + width))
+    return _probability(centre - width), _probability(centre + width)
 
 
 def band_figures(y_positive: np.ndarray, p_positive: np.ndarray, threshold: float, band: Band) -> dict:

@@ -80,7 +80,7 @@ def test_a_lower_error_rate_widens_the_band_to_keep_its_average_error_at_that_ra
     assert not band.contains(0.05)
 
 
-def test_no_band_when_validation_calls_are_all_right():
+def test_no_band_when_validation_calls_are_all_right_at_a_threshold_of_one_half():
     p = np.array([0.1, 0.2, 0.8, 0.9])
     y = np.array([0, 0, 1, 1])
 
@@ -101,3 +101,16 @@ def test_band_figures_give_the_share_inside_and_accuracy_outside():
     assert figures["outside"]["sensitivity"]["count"] == 2  # 0.9 and 0.8 of the three positives outside
     assert figures["outside"]["sensitivity"]["total"] == 3
     assert figures["outside"]["specificity"]["value"] == 1.0
+
+
+def test_between_one_half_and_the_threshold_the_call_contradicts_its_own_probability():
+    """At threshold 0.7 a calibrated 0.6 would be called negative though COVID-19 is the likelier."""
+    p = np.array([0.1, 0.2, 0.8, 0.9])
+    y = np.array([0, 0, 1, 1])
+
+    band = choose_band(y, p, 0.7)
+
+    assert (band.low, band.high) == (0.5, 0.7)
+    assert band.contains(0.6)
+    assert not band.contains(0.45)
+    assert choose_band(y, p, 0.3) == Band(0.3, 0.5)
