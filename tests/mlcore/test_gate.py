@@ -100,8 +100,8 @@ def chest_inputs(n, seed):
 
 @pytest.fixture(scope="module")
 def appearance_gate():
-    train, labels = chest_inputs(80, seed=1)
-    validation, _ = chest_inputs(40, seed=2)
+    train, labels = chest_inputs(240, seed=1)
+    validation, _ = chest_inputs(80, seed=2)
     return FeatureGate.fit(
         train={"appearance": thumbnails(train)},
         train_labels=labels,
