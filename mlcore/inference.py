@@ -24,7 +24,9 @@ load_count = 0  # how many times this process loaded a model (the tests read it)
 def predictor_for(version: ModelVersion) -> Predictor:
     """The predictor of this version, loading it only if this process holds another one."""
     global load_count
-    key = (version.pk, version.model_file.name, version.gate_file.name)  # a gate fitted anew is loaded too
+    # The row's creation time tells a version from an earlier one that had the same id (a database restored,
+    # or a test's rolled back); a gate fitted anew is loaded too.
+    key = (version.pk, version.created_at, version.model_file.name, version.gate_file.name)
     with _lock:
         if _loaded["key"] != key:
             with local_model_file(version) as path:
