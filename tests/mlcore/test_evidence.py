@@ -92,7 +92,7 @@ def test_a_band_that_leaves_one_class_without_calls_gives_no_figures():
     ],
 )
 def test_each_kind_of_evidence_is_named(kind, text, warning):
-    description = evidence_description(evaluation(1, kind, data_dir="/work/shared/data/cxr-other-dev/"))
+    description = evidence_description(evaluation(1, kind, data_dir="/srv/exports/cxr-other-dev/"))
 
     assert description["text"] == text
     assert description["warning"].startswith(warning)
