@@ -171,6 +171,25 @@ def database_url() -> str:
     return f"mysql://{credentials}@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 3306}/{config['NAME']}"
 
 
+def celery_worker_command(*, name: str, queues: str | None = None) -> list[str]:
+    """One worker process as ``make worker`` runs it, without the cluster chatter a lone worker needs not."""
+    command = [
+        str(Path(sys.executable).parent / "celery"),
+        "-A",
+        "covidxray",
+        "worker",
+        "--loglevel=INFO",
+        "--concurrency=1",
+        "--pool=prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        name,
+    ]
+    return [*command, "-Q", queues] if queues else command
+
+
 class WorkerProcess:
     """A Celery worker (one process, as ``make worker`` starts) on this database, listening on ``queue``."""
 
@@ -182,22 +201,7 @@ class WorkerProcess:
             "PYTHONUNBUFFERED": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        command = [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "covidxray",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--pool=prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            queue,
-            "-n",
-            f"{queue}@%h",
-        ]
+        command = celery_worker_command(name=f"{queue}@%h", queues=queue)
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
             command,

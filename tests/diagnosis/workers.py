@@ -5,23 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-from django.db import connection
+from diagnosis.benchmarks import celery_worker_command, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_database_url() -> str:
-    """A DATABASE_URL that points a separate process at the database this test run uses."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{Path(settings['NAME']).resolve()}"
-    credentials = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
-    return f"mysql://{credentials}@{settings['HOST']}:{settings['PORT'] or 3306}/{settings['NAME']}"
 
 
 class Worker:
@@ -31,28 +21,13 @@ class Worker:
             {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
             | {
                 "DJANGO_SETTINGS_MODULE": "covidxray.settings.test",
-                "DATABASE_URL": test_database_url(),
+                "DATABASE_URL": database_url(),
                 "PYTHONUNBUFFERED": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2",
             }
             | environment
         )
-        command = [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "covidxray",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--pool=prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"test-{uuid.uuid4().hex[:8]}@%h",
-        ]
-        if queues:
-            command += ["-Q", queues]
+        command = celery_worker_command(name=f"test-{uuid.uuid4().hex[:8]}@%h", queues=queues)
         if beat:
             command += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
         self._log = log_path.open("w")

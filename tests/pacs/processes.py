@@ -16,7 +16,8 @@ from pathlib import Path
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from tests.diagnosis.workers import ROOT, test_database_url, wait_until
+from diagnosis.benchmarks import database_url
+from tests.diagnosis.workers import ROOT, wait_until
 
 ORTHANC_AE_TITLE = "ORTHANC"
 LISTENER_AE_TITLE = "COVIDXRAY"
@@ -62,7 +63,7 @@ class Listener:
             {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
             | {
                 "DJANGO_SETTINGS_MODULE": "covidxray.settings.test",
-                "DATABASE_URL": test_database_url(),
+                "DATABASE_URL": database_url(),
                 "PYTHONUNBUFFERED": "1",
                 "COVIDXRAY_PACS_AE_TITLE": LISTENER_AE_TITLE,
                 "COVIDXRAY_PACS_ALLOWED_AE_TITLES": allowed,
