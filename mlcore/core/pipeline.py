@@ -93,6 +93,8 @@ class TrainingRun:
     test_metrics: dict = field(default_factory=dict)
     plots: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
+    shortcut_audit: dict = field(default_factory=dict)  # baselines beside the model (mlcore.core.shortcuts)
+    provenance: dict = field(default_factory=dict)  # what reproduces the run: commit, file hashes, splits
 
 
 def check_dataset(data_dir: str | Path, options: RunOptions) -> Dataset:
