@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 PYTEST_ARGS ?=
+# pytest-xdist processes; each has its own test database, broker keys or folder, and stored files.
+PYTEST_WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: run test loadtest install install-dev lint format lock migrate superuser web worker clean
@@ -34,7 +36,7 @@ test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=covidxray.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## loadtest: gunicorn, two Celery workers, MariaDB and Redis under 20 simulated doctors (Locust); prints a report.
 loadtest: $(VENV)/.load-installed

@@ -1,5 +1,6 @@
 """Settings modes: production passes Django's deployment check with nothing to report."""
 
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,31 @@ def test_celery_broker_follows_redis_url():
     redis_url = os.environ.get("REDIS_URL")
 
     assert settings.CELERY_BROKER_URL == (redis_url or "filesystem://")
+
+
+def xdist_worker_settings(worker: str, **env) -> dict:
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({'models': str(s.MODEL_STORE_DIR),"
+        " 'media': str(s.MEDIA_ROOT), 'broker': s.CELERY_BROKER_TRANSPORT_OPTIONS}))"
+    )
+    result = run_manage(
+        "shell", "-c", code, DJANGO_SETTINGS_MODULE="covidxray.settings.test", PYTEST_XDIST_WORKER=worker, **env
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_each_xdist_worker_has_stored_files_and_a_broker_of_its_own():
+    """Two xdist workers (and the Celery workers their tests start) must not empty each other's folders or
+    take or purge each other's tasks."""
+    on_files = [xdist_worker_settings(worker, REDIS_URL="") for worker in ("gw0", "gw1")]
+    on_redis = [xdist_worker_settings(worker, REDIS_URL="redis://127.0.0.1:6379/8") for worker in ("gw0", "gw1")]
+
+    first, second = on_files
+    assert first["models"] != second["models"]
+    assert first["media"] != second["media"]
+    assert Path(first["models"]).name == "test-models"
+    assert Path(first["media"]).name == "test-media"
+    assert first["broker"]["data_folder_in"] != second["broker"]["data_folder_in"]
+    assert first["broker"]["control_folder"] != second["broker"]["control_folder"]
+    assert [s["broker"]["global_keyprefix"] for s in on_redis] == ["gw0:", "gw1:"]
