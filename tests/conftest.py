@@ -1,5 +1,9 @@
 """Fixtures shared by the whole suite."""
 
+import fcntl
+import functools
+import os
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
@@ -77,7 +81,31 @@ def browser():
 TINY = {"image_size": 75, "scaling": "unit"}
 
 
+def once_per_run(name: str):
+    """For a session fixture that returns bytes (and takes tmp_path_factory): made once per test run rather
+    than once per pytest-xdist process. The first process to need them writes them into the run's shared
+    temporary folder; the others wait for it and read them."""
+
+    def decorate(fixture):
+        @functools.wraps(fixture)
+        def shared(**fixtures) -> bytes:
+            root = fixtures["tmp_path_factory"].getbasetemp()
+            if os.environ.get("PYTEST_XDIST_WORKER"):
+                root = root.parent
+            path = root / name
+            with (root / f"{name}.lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not path.is_file():
+                    path.write_bytes(fixture(**fixtures))
+            return path.read_bytes()
+
+        return shared
+
+    return decorate
+
+
 @pytest.fixture(scope="session")
+@once_per_run("tiny-model.keras")
 def tiny_model_bytes(tmp_path_factory) -> bytes:
     """An untrained network is enough to exercise inference: readings are valid, not meaningful. Seeded,
     so that figures computed from it (the input gate's limit) are the same in every run."""
@@ -111,6 +139,7 @@ def make_version(db, tiny_model_bytes):
 
 
 @pytest.fixture(scope="session")
+@once_per_run("tiny-gate.npz")
 def tiny_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
     """The input gate of the tiny network, fitted as training fits it, on generated chest images."""
     import keras
