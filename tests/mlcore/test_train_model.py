@@ -1,10 +1,15 @@
 """``manage.py train_model`` and ``evaluate_model`` end to end on small generated images (75x75)."""
 
 import io
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.apps import apps
+from django.conf import settings
+from django.core import serializers
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from PIL import Image
@@ -31,8 +36,44 @@ def train(data, **options):
     return out.getvalue()
 
 
-def test_train_model_stores_an_evaluated_active_version(dataset):
-    output = train(dataset, activate=True, name="tiny")
+@dataclass(frozen=True)
+class StoredRun:
+    output: str
+    rows: str
+    files: Path
+
+
+@pytest.fixture(scope="module")
+def stored_run(django_db_setup, django_db_blocker, tmp_path_factory) -> StoredRun:
+    """One ``train_model --activate --name tiny`` run (a minute, most of it graph tracing) that several tests
+    read: its mlcore rows and stored files are put aside, and the database emptied as a transactional test
+    leaves it."""
+    folder = tmp_path_factory.mktemp("stored-run")
+    data = write_dataset(folder / "data", per_class=24, patients_per_class=12)
+    with django_db_blocker.unblock():
+        output = train(data, activate=True, name="tiny")
+        rows = serializers.serialize(
+            "json",
+            [row for model in apps.get_app_config("mlcore").get_models() for row in model.objects.order_by("pk")],
+        )
+        call_command("flush", interactive=False, verbosity=0)
+    shutil.copytree(settings.MODEL_STORE_DIR, folder / "models")
+    shutil.rmtree(settings.MODEL_STORE_DIR)
+    return StoredRun(output=output, rows=rows, files=folder / "models")
+
+
+@pytest.fixture
+def trained(stored_run, transactional_db) -> str:
+    """The stored run's rows and files as the run left them; returns what the command printed."""
+    shutil.copytree(stored_run.files, settings.MODEL_STORE_DIR, dirs_exist_ok=True)
+    for row in serializers.deserialize("json", stored_run.rows):
+        row.save()
+    return stored_run.output
+
+
+@pytest.mark.xdist_group("stored-run")
+def test_train_model_stores_an_evaluated_active_version(trained):
+    output = trained
 
     version = ModelVersion.objects.get(name="tiny")
     assert version.status == ModelVersion.Status.SUCCEEDED
@@ -84,11 +125,11 @@ def test_train_model_stores_an_evaluated_active_version(dataset):
     assert evaluation.plots.count() == 4
 
 
-def test_a_second_version_can_be_activated_and_only_one_is_active(dataset, staff_client):
-    train(dataset, activate=True, name="first")
+@pytest.mark.xdist_group("stored-run")
+def test_a_second_version_can_be_activated_and_only_one_is_active(trained, dataset, staff_client):
     train(dataset, name="second", epochs=1)
     second = ModelVersion.objects.get(name="second")
-    assert model_version_active().name == "first"
+    assert model_version_active().name == "tiny"
 
     response = staff_client.post(
         reverse("admin:mlcore_modelversion_changelist"),
@@ -157,15 +198,15 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_records_the_run_as_interrupted(dat
     assert model_version_active() is None
 
 
-def test_evaluate_model_stores_an_external_evaluation(dataset, tmp_path):
-    train(dataset, activate=True, name="base")
+@pytest.mark.xdist_group("stored-run")
+def test_evaluate_model_stores_an_external_evaluation(trained, tmp_path):
     external = write_dataset(tmp_path / "external", per_class=6, seed=7, sources=("site-c",))
     out = io.StringIO()
 
     call_command("evaluate_model", data=str(external), stdout=out)
 
     evaluation = Evaluation.objects.get(kind=Evaluation.Kind.EXTERNAL)
-    assert evaluation.version.name == "base"
+    assert evaluation.version.name == "tiny"
     assert evaluation.metrics["n"] == 12
     assert np.array(evaluation.metrics["confusion_matrix"]["counts"]).sum() == 12
     assert evaluation.threshold == evaluation.version.threshold
