@@ -30,9 +30,8 @@ def stored_files():
 @pytest.fixture
 def read_dicom_scan(make_version, radiology):
     """A DX instance received from the PACS and read positive by the tiny version, with a heatmap."""
-    from django.core.files.base import ContentFile
-
     import numpy as np
+    from django.core.files.base import ContentFile
 
     from diagnosis.models import Scan
     from mlcore.core.predictor import heat_layer_png
