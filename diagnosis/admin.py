@@ -142,7 +142,17 @@ class ScanAdmin(admin.ModelAdmin):
 
     @admin.display(description="Grad-CAM")
     def heatmap_image(self, scan):
-        return _image(scan, "heatmap", 420)
+        """The heat layer over the radiograph (inline styles: the admin has no stylesheet of ours)."""
+        if not (scan.heatmap and scan.preview):
+            return "—"
+        preview, heatmap = (reverse("diagnosis:scan_image", args=[scan.pk, kind]) for kind in ("preview", "heatmap"))
+        return format_html(
+            '<span style="position:relative;display:inline-block;max-width:420px">'
+            '<img src="{}" alt="preview" style="display:block;max-width:420px">'
+            '<img src="{}" alt="heatmap" style="position:absolute;top:0;left:0;width:100%;height:100%"></span>',
+            preview,
+            heatmap,
+        )
 
 
 @admin.register(Review)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from diagnosis.models import Scan
 from diagnosis.services.inference import scan_store_save
 from mlcore.core.imaging import decode_image
-from mlcore.core.predictor import display_gray, overlay_png
+from mlcore.core.predictor import heat_layer_png
 from mlcore.core.preprocessing import preprocess
 from mlcore.inference import predictor_for
 from mlcore.models import ModelVersion
@@ -74,7 +74,8 @@ def scan_heatmap_regenerate(*, scan: Scan, now: datetime.datetime | None = None)
     with scan.image.open("rb") as handle:
         gray = decode_image(handle.read(), max_pixels=settings.SCAN_MAX_PIXELS)
     readout = predictor.read(preprocess(gray, predictor.spec)[np.newaxis])[0]
-    name = scan_store_save(scan, "gradcam.png", overlay_png(display_gray(gray), predictor.heatmap(readout.cam)))
+    layer = heat_layer_png(predictor.heatmap(readout.cam), size=(gray.shape[1], gray.shape[0]))
+    name = scan_store_save(scan, "gradcam.png", layer)
     if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
         heatmap=name, claim_token="", claimed_until=None
     ):

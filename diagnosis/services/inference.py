@@ -32,7 +32,7 @@ from diagnosis.signals import scan_read
 from mlcore.core.evaluation import jsonable
 from mlcore.core.gate import colour_share, screen
 from mlcore.core.imaging import DICOM, DicomHeader, ImageDecodeError, decode_image, read_dicom_header, sniff_format
-from mlcore.core.predictor import display_gray, gray_png, overlay_png, shown_as_is
+from mlcore.core.predictor import display_gray, gray_png, heat_layer_png, shown_as_is
 from mlcore.core.preprocessing import preprocess
 from mlcore.inference import active_predictor
 
@@ -276,7 +276,7 @@ def _not_assessable(item: _Prepared, verdict, version, *, network_ms, batch: int
     """The image and the reason, no reading and no heatmap."""
     scan = item.scan
     with clock.scan(scan.pk, "preview"):
-        preview = _preview(item, display_gray(item.gray))
+        preview = _preview(item)
     with clock.scan(scan.pk, "files"):
         preview_name = scan_store_save(scan, "preview.png", preview)
     _final(
@@ -300,17 +300,16 @@ def _not_assessable(item: _Prepared, verdict, version, *, network_ms, batch: int
 
 
 def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, batch, clock) -> _Outcome:
-    """The reading with its preview and its Grad-CAM overlay, both from one resize of the radiograph."""
+    """The reading with its preview and its Grad-CAM heat layer of the preview's size."""
     scan, reading = item.scan, readout.reading
     with clock.scan(scan.pk, "preview"):
-        display = display_gray(item.gray)
-        preview = _preview(item, display)
+        preview = _preview(item)
     with clock.scan(scan.pk, "heatmap"):
         heatmap = predictor.heatmap(readout.cam)
     with clock.scan(scan.pk, "overlay"):
-        overlay = overlay_png(display, heatmap)
+        layer = heat_layer_png(heatmap, size=(item.gray.shape[1], item.gray.shape[0]))
     with clock.scan(scan.pk, "files"):
-        files = [scan_store_save(scan, "preview.png", preview), scan_store_save(scan, "gradcam.png", overlay)]
+        files = [scan_store_save(scan, "preview.png", preview), scan_store_save(scan, "gradcam.png", layer)]
     _final(
         scan,
         status=Scan.Status.DONE,
@@ -339,9 +338,9 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
     return _Outcome(scan=scan, files=files, log=log)
 
 
-def _preview(item: _Prepared, display: np.ndarray) -> bytes:
+def _preview(item: _Prepared) -> bytes:
     """The uploaded file itself where it already is the preview, else the display-sized image as PNG."""
-    return item.data if shown_as_is(item.data) else gray_png(display)
+    return item.data if shown_as_is(item.data) else gray_png(display_gray(item.gray))
 
 
 def _store_batch(outcomes: list[_Outcome], token: str, clock: StageClock) -> list[_Outcome]:

@@ -24,6 +24,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 from diagnosis.models import Scan
+from mlcore.core.predictor import composed_overlay
 from pacs.models import ResultSend
 
 logger = logging.getLogger(__name__)
@@ -222,8 +223,10 @@ def _structured_report(scan: Scan, send: ResultSend, source: Dataset) -> hd.sr.C
 
 def _heatmap_capture(scan: Scan, send: ResultSend, source: Dataset) -> hd.sc.SCImage:
     """The Grad-CAM overlay, derived from the radiograph and labelled not for diagnosis wherever a viewer looks."""
+    with scan.preview.open("rb") as handle:
+        gray = np.asarray(Image.open(io.BytesIO(handle.read())).convert("L"), dtype=np.float32) / 255.0
     with scan.heatmap.open("rb") as handle:
-        pixels = np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+        pixels = np.asarray(composed_overlay(gray, handle.read()))
     orientation = tuple(source.get("PatientOrientation", [])) or ("L", "F")
     capture = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,

@@ -302,14 +302,14 @@ def test_an_image_that_fails_after_decoding_fails_alone_and_the_batch_completes(
 ):
     make_version()
     fine, failing = upload(patient, doctor, seed=1, size=96), upload(patient, doctor, seed=2, size=120)
-    real_overlay = inference.overlay_png
+    real_layer = inference.heat_layer_png
 
-    def overlay_failing_for_the_larger_image(display, heatmap):
-        if display.shape == (120, 120):
+    def layer_failing_for_the_larger_image(heatmap, *, size):
+        if size == (120, 120):
             raise ValueError("cannot blend this image")
-        return real_overlay(display, heatmap)
+        return real_layer(heatmap, size=size)
 
-    monkeypatch.setattr(inference, "overlay_png", overlay_failing_for_the_larger_image)
+    monkeypatch.setattr(inference, "heat_layer_png", layer_failing_for_the_larger_image)
 
     assert scans_diagnose(first_scan_id=fine.pk) == [fine.pk]
     fine.refresh_from_db()

@@ -1,4 +1,4 @@
-"""The preview and Grad-CAM overlay PNGs the worker writes for every scan, and when an upload is its own preview."""
+"""The preview and Grad-CAM heat layer PNGs the worker writes for every scan, and when an upload is its own preview."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from mlcore.core.predictor import gray_png, overlay_png, shown_as_is
+from mlcore.core.predictor import HEAT_LAYER_MAX_SIDE, composed_overlay, gray_png, heat_layer_png, shown_as_is
 
 
 def radiograph_and_heatmap():
@@ -27,23 +27,50 @@ def float_blend(gray, heatmap, alpha=0.45):
     return ((1.0 - weight) * base + weight * colormaps["jet"](cam)[..., :3]) * 255
 
 
-def test_the_overlay_is_the_jet_blend_of_the_heatmap_over_the_radiograph():
-    gray, heatmap = radiograph_and_heatmap()
+def smooth_heatmap():
+    """A Grad-CAM-like map: a few cells placed on the input and scaled smoothly, as the predictor gives."""
+    grid = np.array([[0.0, 0.1, 0.2, 0.0, 0.0], [0.1, 0.6, 1.0, 0.3, 0.0], [0.0, 0.4, 0.7, 0.2, 0.0]], np.float32)
+    return np.asarray(Image.fromarray(grid).resize((224, 224), Image.Resampling.BILINEAR))
 
-    overlay = np.asarray(Image.open(io.BytesIO(overlay_png(gray, heatmap))), dtype=np.float64)
 
-    assert overlay.shape == (300, 420, 3)
-    assert np.abs(overlay - float_blend(gray, heatmap)).max() <= 3
+def test_the_heat_layer_laid_over_the_radiograph_is_the_jet_blend():
+    gray, heatmap = radiograph_and_heatmap()[0], smooth_heatmap()
+
+    layer = heat_layer_png(heatmap, size=(420, 300))
+    composed = np.asarray(composed_overlay(gray, layer), dtype=np.float64)
+
+    assert composed.shape == (300, 420, 3)
+    difference = np.abs(composed - float_blend(gray, heatmap))
+    assert np.percentile(difference, 99) <= 4
+    assert difference.max() <= 12  # the layer is scaled up from 256 pixels: edges of hot cells blur slightly
+
+
+def test_the_heat_layer_is_small_transparent_and_of_the_images_aspect():
+    layer = Image.open(io.BytesIO(heat_layer_png(smooth_heatmap(), size=(1024, 768))))
+
+    assert layer.mode == "RGBA"
+    assert layer.size == (HEAT_LAYER_MAX_SIDE, 192)
+    alpha = np.asarray(layer)[..., 3]
+    assert alpha.min() == 0  # cold: the radiograph shows through
+    assert alpha.max() == round(0.45 * 255)  # hottest: the blend's weight
 
 
 def test_where_the_heatmap_is_cold_the_radiograph_shows_unchanged():
     gray, _ = radiograph_and_heatmap()
 
-    overlay = np.asarray(Image.open(io.BytesIO(overlay_png(gray, np.zeros((224, 224), np.float32)))))
+    composed = np.asarray(composed_overlay(gray, heat_layer_png(np.zeros((224, 224), np.float32), size=(420, 300))))
 
     expected = (gray * 255).round().astype(np.uint8)
     for channel in range(3):
-        assert np.array_equal(overlay[..., channel], expected)
+        assert np.array_equal(composed[..., channel], expected)
+
+
+def test_a_heatmap_stored_as_a_blend_before_layers_is_composed_as_it_is():
+    blend = (np.random.default_rng(2).random((30, 40, 3)) * 255).astype(np.uint8)
+
+    composed = composed_overlay(np.zeros((30, 40), np.float32), png(blend))
+
+    assert np.array_equal(np.asarray(composed), blend)
 
 
 def first_idat_zlib_header(png: bytes) -> bytes:
@@ -51,11 +78,11 @@ def first_idat_zlib_header(png: bytes) -> bytes:
     return png[start : start + 2]
 
 
-def test_previews_and_overlays_are_compressed_at_zlibs_fastest_level():
+def test_previews_and_heat_layers_are_compressed_at_zlibs_fastest_level():
     gray, heatmap = radiograph_and_heatmap()
 
     assert first_idat_zlib_header(gray_png(gray)) == b"\x78\x01"
-    assert first_idat_zlib_header(overlay_png(gray, heatmap)) == b"\x78\x01"
+    assert first_idat_zlib_header(heat_layer_png(heatmap, size=(420, 300))) == b"\x78\x01"
 
 
 def png(pixels: np.ndarray, **options) -> bytes:

@@ -30,9 +30,11 @@ def stored_files():
 @pytest.fixture
 def read_dicom_scan(make_version, radiology):
     """A DX instance received from the PACS and read positive by the tiny version, with a heatmap."""
+    import numpy as np
     from django.core.files.base import ContentFile
 
     from diagnosis.models import Scan
+    from mlcore.core.predictor import heat_layer_png
     from pacs.services.receive import instance_receive
     from tests.diagnosis.conftest import xray_png
     from tests.pacs.dicom import radiograph_dicom
@@ -46,6 +48,9 @@ def read_dicom_scan(make_version, radiology):
     scan.probabilities = {"COVID": 0.83, "NORMAL": 0.17}
     scan.threshold = 0.5
     scan.model_version = version
-    scan.heatmap.save("gradcam.png", ContentFile(xray_png(seed=4)), save=False)
+    heat = np.zeros((96, 96), np.float32)
+    heat[:, 48:] = 1.0  # hot on the image's left half as shown (the patient's right), cold on the other
+    scan.preview.save("preview.png", ContentFile(xray_png(seed=4)), save=False)
+    scan.heatmap.save("gradcam.png", ContentFile(heat_layer_png(heat, size=(96, 96))), save=False)
     scan.save()
     return scan

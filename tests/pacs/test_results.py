@@ -4,11 +4,13 @@ import io
 import subprocess
 
 import highdicom as hd
+import numpy as np
 import pydicom
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from highdicom.sr.utils import find_content_items
+from PIL import Image
 from pydicom.sr.codedict import codes
 
 from diagnosis.models import Patient, Scan
@@ -93,6 +95,17 @@ def test_the_heatmap_is_a_derived_secondary_capture_in_the_same_study_not_for_di
     assert capture.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
     assert capture.PhotometricInterpretation == "RGB"
     assert capture.pixel_array.shape == (96, 96, 3)
+
+
+def test_the_secondary_capture_lays_the_stored_heat_layer_over_the_radiograph(destination, read_dicom_scan):
+    _, (_, capture) = sent_objects(read_dicom_scan)
+
+    pixels = roundtrip(capture).pixel_array.astype(int)
+    with read_dicom_scan.preview.open("rb") as handle:
+        gray = np.asarray(Image.open(handle).convert("L"), dtype=int)
+    cold, hot = pixels[:, :40], pixels[:, 56:]
+    assert all(np.array_equal(cold[..., channel], gray[:, :40]) for channel in range(3))  # the radiograph as it is
+    assert (np.abs(hot[..., 0] - hot[..., 2]) > 40).all()  # coloured where the heat is
 
 
 def test_a_not_assessable_scan_gets_an_sr_saying_so_and_no_heatmap(destination, read_dicom_scan):
