@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 
 from mlcore.core.evaluation import CONFOUNDED_SOURCE, is_confounded, single_class_sources
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
-from mlcore.reporting import confounding_text, evidence_description, interval, number
+from mlcore.reporting import confounding_text, evidence_description, interval, number, view_check_line
 from mlcore.selectors import evaluation_best_evidence, model_version_active
 from mlcore.services import evaluation_kind_set, model_version_activate
 
@@ -33,6 +33,11 @@ def metrics_table(metrics: dict) -> str:
         return "—"
     if metrics.get("out_of_distribution"):
         return refusals_table(metrics)
+    if "n" not in metrics:  # only what fit_input_gate measured, on a version stored without test figures
+        return format_html(
+            '<table style="min-width:480px">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", reliability_rows(metrics)),
+        )
     rows = [
         ("Images", f"{metrics['n']} ({metrics['positives']} positive, {metrics['negatives']} negative)"),
         ("Threshold", number(metrics.get("threshold"))),
@@ -83,13 +88,19 @@ def refusals_table(metrics: dict) -> str:
     """An input-gate check on folders of images the model must refuse: the share refused per folder."""
     gate = metrics.get("gate") or {}
     rows = [
-        (name, interval(part.get("refused")), interval(part.get("called_positive_if_not_refused")))
+        (
+            name,
+            interval(part.get("refused")),
+            interval(part.get("refused_by_view_check")) if gate.get("view_check_fitted") else "not fitted",
+            interval(part.get("called_positive_if_not_refused")),
+        )
         for name, part in (gate.get("per_class") or {}).items()
     ]
     return format_html(
         '<table style="min-width:480px"><tr><th>folder</th><th>refused by the gate</th>'
-        "<th>of the rest, called positive</th></tr>{}<tr><th>all</th><td>{}</td><td></td></tr></table>",
-        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
+        "<th>by the view check alone</th><th>of the rest, called positive</th></tr>{}"
+        "<tr><th>all</th><td>{}</td><td></td><td></td></tr></table>",
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         interval(gate.get("refused")),
     )
 
@@ -125,6 +136,7 @@ def reliability_html(version) -> str:
         ("Input gate", gate.get("method", "") if version.gate_file else "No stored gate statistics."),
         ("Gate limit (score)", number(gate.get("limit"))),
         ("Validation images refused by the gate", f"{100 * (gate.get('validation_refused') or 0):.1f}%"),
+        ("View check (lateral views, CT without a header)", view_check_line(gate).removeprefix("  view check: ")),
         ("Heatmap scale", f"{number(heatmap.get('scale'))} ({heatmap.get('rule', '')})"),
     ]
     return format_html(

@@ -3,6 +3,7 @@
 from pathlib import PurePath
 
 from mlcore.core.evaluation import single_class_sources
+from mlcore.core.gate import VIEW_CHECK_NOT_FITTED
 from mlcore.models import Evaluation
 
 
@@ -68,10 +69,24 @@ def refusal_lines(metrics: dict) -> list[str]:
     for name, part in (gate.get("per_class") or {}).items():
         refused = part.get("refused", part)
         line = f"    {name}: refused {interval(refused)}"
+        if "refused_by_view_check" in part and gate.get("view_check_fitted"):
+            line += f" (view check alone {interval(part['refused_by_view_check'])})"
         if "called_positive_if_not_refused" in part:
             line += f"; of the rest, called positive {interval(part['called_positive_if_not_refused'])}"
         lines.append(line)
     return lines
+
+
+def view_check_line(gate_summary: dict) -> str:
+    """Whether the version's gate has a view check, on how many examples per kind, and what it refuses."""
+    view = gate_summary.get("view_check") or {}
+    if not view.get("fitted"):
+        return f"  view check: {VIEW_CHECK_NOT_FITTED}"
+    examples = ", ".join(f"{kind} {count}" for kind, count in (view.get("examples") or {}).items())
+    return (
+        f"  view check: fitted on {examples}; refuses {100 * (view.get('validation_refused') or 0):.1f}% "
+        "of frontal validation images"
+    )
 
 
 INTERNAL_WARNING = "Internal test split: same sources as training; overstates what a new hospital will see."

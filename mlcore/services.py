@@ -331,9 +331,16 @@ def tflite_export_create(
 
 
 def model_version_gate_refit(
-    *, version: ModelVersion, data_dir: str | Path, quantile: float, class_aliases=None, log=print
+    *,
+    version: ModelVersion,
+    data_dir: str | Path,
+    quantile: float,
+    refuse_examples: str | Path | None = None,
+    class_aliases=None,
+    log=print,
 ) -> ModelVersion:
-    """Fit the version's input gate anew on the folder and split it was trained on, and store it."""
+    """Fit the version's input gate anew on the folder and split it was trained on, and store it;
+    with ``refuse_examples`` (one sub-folder per kind), its view check too."""
     if not version.is_usable:
         raise ValidationError(f"Version {version.name} has no usable model.")
     hyperparameters = version.hyperparameters or {}
@@ -348,6 +355,7 @@ def model_version_gate_refit(
             test_fraction=hyperparameters.get("test_fraction", 0.15),
             class_aliases=class_aliases,
             quantile=quantile,
+            refuse_examples=refuse_examples,
             log=log,
         )
     with tempfile.TemporaryDirectory() as folder, transaction.atomic():

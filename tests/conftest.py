@@ -142,13 +142,23 @@ def make_version(db, tiny_model_bytes):
 @once_per_run("tiny-gate.npz")
 def tiny_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
     """The input gate of the tiny network, fitted as training fits it, on generated chest images."""
+    return _tiny_gate(tiny_model_bytes, tmp_path_factory, view_check=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_view_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
+    """The same gate with a view check, fitted on generated lateral views and CT slices to refuse."""
+    return _tiny_gate(tiny_model_bytes, tmp_path_factory, view_check=True)
+
+
+def _tiny_gate(tiny_model_bytes, tmp_path_factory, *, view_check: bool) -> bytes:
     import keras
     import numpy as np
 
-    from mlcore.core.gate import FeatureGate, gate_features
+    from mlcore.core.gate import FeatureGate, gate_features, view_features
     from mlcore.core.gradcam import readout_function, run_readout
     from mlcore.core.preprocessing import PreprocessingSpec, preprocess
-    from tests.mlcore.synthetic import synthetic_image
+    from tests.mlcore.synthetic import ct_slice, lateral_like, synthetic_image
 
     folder = tmp_path_factory.mktemp("gate")
     (folder / "model.keras").write_bytes(tiny_model_bytes)
@@ -164,20 +174,29 @@ def tiny_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
 
     train, labels = split(160, seed=100)
     validation, _ = split(80, seed=101)
-    gate = FeatureGate.fit(train=train, train_labels=labels, validation=validation, quantile=0.995)
+    refuse = None
+    if view_check:
+        rng = np.random.default_rng(102)
+        refuse = {
+            kind: view_features(np.stack([preprocess(make(rng), spec) for _ in range(12)]))
+            for kind, make in (("LATERAL", lateral_like), ("CT", ct_slice))
+        }
+    gate = FeatureGate.fit(train=train, train_labels=labels, validation=validation, quantile=0.995, refuse=refuse)
     gate.save(folder / "gate.npz")
     return (folder / "gate.npz").read_bytes()
 
 
 @pytest.fixture
-def make_gated_version(make_version, tiny_gate_bytes):
-    """A version with a stored input gate, a calibration temperature and an indeterminate band."""
+def make_gated_version(make_version, tiny_gate_bytes, request):
+    """A version with a stored input gate (with a view check on request), a calibration temperature and an
+    indeterminate band."""
 
-    def make(name="gated-v1", *, activate=True, band=(0.45, 0.55)) -> ModelVersion:
+    def make(name="gated-v1", *, activate=True, band=(0.45, 0.55), view_check=False) -> ModelVersion:
         version = make_version(name, activate=False)
         version.temperature = 2.0
         version.indeterminate_low, version.indeterminate_high = band
-        version.gate_file.save("gate.npz", ContentFile(tiny_gate_bytes), save=False)
+        gate = request.getfixturevalue("tiny_view_gate_bytes") if view_check else tiny_gate_bytes
+        version.gate_file.save("gate.npz", ContentFile(gate), save=False)
         version.save()
         if activate:
             model_version_activate(version=version)

@@ -15,6 +15,14 @@ Three checks, cheapest first:
    threshold comes from in-distribution data alone, the covariance shrinkage keeps it stable with a
    few hundred training images in 1,500 dimensions (scikit-learn's LedoitWolf), and the distance is
    deterministic and cheap (one matrix product per image) on features the network computes anyway.
+4. View check (outlier exposure, Hendrycks et al., ICLR 2019), when the version was given examples to
+   refuse (one folder per kind, e.g. CT/, LATERAL/): a multinomial logistic regression "frontal chest
+   X-ray vs each known kind" on HOG of a 64 px thumbnail (scikit-image) and the 32x32 thumbnail. The
+   distance above does not see a lateral view (its grey levels and texture are a radiograph's); its
+   silhouette and edge directions differ, and a classifier shown a few laterals learns that. These
+   features do not depend on the network, so the check works however well the network was trained.
+   Its score is 1 - P(frontal); its limit is the score's ``quantile`` on the validation split's
+   frontals, so it refuses a stated share of frontal images; the reason names the most likely kind.
 """
 
 from __future__ import annotations
@@ -37,6 +45,14 @@ THUMBNAIL_SIDE = 32
 DEFAULT_QUANTILE = 0.99
 COLOUR_CHROMA = 0.1  # a pixel's max-min channel difference (of 1.0) that counts as coloured
 COLOUR_SHARE = 0.05  # share of coloured pixels above which an image is a colour picture
+VIEW = "view"  # the view check's feature space, kept apart from the distance's
+VIEW_THUMBNAIL_SIDE = 64
+VIEW_REGULARISATION = 0.01  # logistic regression's C: strong, as a few dozen refuse examples face ~2,800 features
+FRONTAL = "FRONTAL"
+KIND_WORDS = {
+    "LATERAL": "looks like a lateral view",
+    "CT": "looks like a CT slice",
+}
 DETECTOR_WORDS = {
     "network": "what the network sees",
     "appearance": "overall appearance",
@@ -120,6 +136,165 @@ def thumbnails(images: np.ndarray) -> np.ndarray:
     return np.stack(rows)
 
 
+def view_features(images: np.ndarray) -> np.ndarray:
+    """(n, size, size, channels) network inputs -> HOG of a 64 px thumbnail beside the 32x32 thumbnail.
+
+    HOG (9 orientations, 8 px cells, 2x2 blocks, L2-Hys) describes edge directions per region, the
+    shape of a silhouette (one lung field and the spine at the side, or a round body) rather than
+    grey levels; it is normalised per block, so exposure and contrast matter little.
+    """
+    from skimage.feature import hog
+
+    images = np.asarray(images, dtype=np.float32)
+    thumbs = thumbnails(images)
+    rows = []
+    for picture in images[..., 0]:
+        small = Image.fromarray(np.ascontiguousarray(picture)).resize(
+            (VIEW_THUMBNAIL_SIDE, VIEW_THUMBNAIL_SIDE), Image.Resampling.BOX
+        )
+        rows.append(hog(np.asarray(small), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)))
+    return np.concatenate([np.stack(rows), thumbs], axis=1).astype(np.float32) if rows else np.zeros((0, 0))
+
+
+def kind_words(kind: str) -> str:
+    return KIND_WORDS.get(kind.upper(), f"looks like {kind.replace('_', ' ').lower()}")
+
+
+@dataclass
+class ViewCheck:
+    """Frontal chest X-ray vs the kinds of image the version was shown to refuse (module docstring, 4)."""
+
+    kinds: list[str]  # the classifier's classes, FRONTAL among them
+    coef: np.ndarray  # (kinds, d), on standardised features
+    intercept: np.ndarray  # (kinds,)
+    centre: np.ndarray  # (d,)
+    spread: np.ndarray  # (d,)
+    threshold: float
+    quantile: float
+    examples: dict[str, int]  # images per kind it learned from, frontal training images included
+    validation_refused: float = 0.0
+
+    METHOD = (
+        "Multinomial logistic regression (balanced classes, C={c}) on HOG of a 64 px thumbnail and the 32x32 "
+        "thumbnail: frontal training images against the examples to refuse; score 1 - P(frontal), limit at its "
+        "{quantile:.1%} quantile on the validation split's frontal images."
+    )
+
+    @classmethod
+    def fit(
+        cls,
+        *,
+        frontal: np.ndarray,
+        refuse: dict[str, np.ndarray],
+        validation: np.ndarray,
+        quantile: float = DEFAULT_QUANTILE,
+    ) -> ViewCheck:
+        from sklearn.linear_model import LogisticRegression
+
+        refuse = {kind.upper(): features for kind, features in refuse.items() if len(features)}
+        if not refuse:
+            raise ValueError("The view check needs at least one example to refuse.")
+        if FRONTAL in refuse:
+            raise ValueError(f"A folder of images to refuse cannot be called {FRONTAL}.")
+        features = np.concatenate([frontal, *refuse.values()]).astype(np.float64)
+        labels = np.array([FRONTAL] * len(frontal) + [kind for kind, rows in refuse.items() for _ in rows])
+        centre, spread = features.mean(axis=0), features.std(axis=0) + 1e-6
+        model = LogisticRegression(C=VIEW_REGULARISATION, class_weight="balanced", max_iter=5000)
+        model.fit((features - centre) / spread, labels)
+        coef, intercept = model.coef_, model.intercept_
+        if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: P(second) = sigmoid(row)
+            coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        check = cls(
+            kinds=[str(kind) for kind in model.classes_],
+            coef=coef.astype(np.float32),
+            intercept=intercept.astype(np.float32),
+            centre=centre.astype(np.float32),
+            spread=spread.astype(np.float32),
+            threshold=np.inf,
+            quantile=quantile,
+            examples={FRONTAL: len(frontal)} | {kind: len(rows) for kind, rows in refuse.items()},
+        )
+        scores = check.scores(validation)
+        check.threshold = float(np.quantile(scores, quantile))
+        check.validation_refused = float(np.mean(scores > check.threshold))
+        return check
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        logits = ((np.asarray(features, dtype=np.float32) - self.centre) / self.spread) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        return 1.0 - self.probabilities(features)[:, self.kinds.index(FRONTAL)]
+
+    def refusals(self, features: np.ndarray) -> list[str]:
+        """The reason for each image: "" when it passes, else what it looks like, in words."""
+        probabilities = self.probabilities(features)
+        frontal = self.kinds.index(FRONTAL)
+        reasons = []
+        for row in probabilities:
+            if 1.0 - row[frontal] <= self.threshold:
+                reasons.append("")
+                continue
+            others = [i for i in range(len(self.kinds)) if i != frontal]
+            kind = self.kinds[max(others, key=lambda i: row[i])]
+            reasons.append(
+                f"The image {kind_words(kind)}, not a frontal chest X-ray (the view check gives it "
+                f"{row[frontal]:.0%} chance of being frontal; the limit refuses "
+                f"{1 - self.quantile:.1%} of frontal validation images): this model reads only frontal chest X-rays."
+            )
+        return reasons
+
+    def summary(self) -> dict:
+        return {
+            "fitted": True,
+            "method": self.METHOD.format(c=VIEW_REGULARISATION, quantile=self.quantile),
+            "examples": self.examples,
+            "limit": self.threshold,
+            "validation_refused": self.validation_refused,
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "view__kinds": np.array(self.kinds),
+            "view__coef": self.coef,
+            "view__intercept": self.intercept,
+            "view__centre": self.centre,
+            "view__spread": self.spread,
+            "view__threshold": np.array(self.threshold),
+            "view__quantile": np.array(self.quantile),
+            "view__examples_kinds": np.array(list(self.examples)),
+            "view__examples_counts": np.array(list(self.examples.values())),
+            "view__validation_refused": np.array(self.validation_refused),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays) -> ViewCheck | None:
+        if "view__coef" not in arrays:
+            return None
+        return cls(
+            kinds=[str(kind) for kind in arrays["view__kinds"]],
+            coef=arrays["view__coef"],
+            intercept=arrays["view__intercept"],
+            centre=arrays["view__centre"],
+            spread=arrays["view__spread"],
+            threshold=float(arrays["view__threshold"]),
+            quantile=float(arrays["view__quantile"]),
+            examples={
+                str(kind): int(count)
+                for kind, count in zip(arrays["view__examples_kinds"], arrays["view__examples_counts"], strict=True)
+            },
+            validation_refused=float(arrays["view__validation_refused"]),
+        )
+
+
+VIEW_CHECK_NOT_FITTED = (
+    "Not fitted: the version was given no examples to refuse (train_model or fit_input_gate --refuse-examples "
+    "DIR), so headerless lateral views are not caught by the image check."
+)
+
+
 @dataclass
 class _Detector:
     """Class-conditional Mahalanobis distance with a tied, shrunk covariance in one feature space."""
@@ -167,6 +342,7 @@ class FeatureGate:
     threshold: float
     quantile: float
     validation_refused: float = 0.0
+    view: ViewCheck | None = None
 
     METHOD = (
         "Class-conditional Mahalanobis distance (tied Ledoit-Wolf covariance, fitted on the training split) "
@@ -184,12 +360,17 @@ class FeatureGate:
         train_labels: np.ndarray,
         validation: dict[str, np.ndarray],
         quantile: float = DEFAULT_QUANTILE,
+        refuse: dict[str, np.ndarray] | None = None,
     ) -> FeatureGate:
-        """Fit each detector on the training split, then set scales and the limit on validation."""
+        """Fit each detector on the training split, then set scales and the limit on validation.
+
+        ``refuse`` (view features of examples to refuse, per kind) adds the view check; without it
+        the gate has none.
+        """
         if not 0.5 <= quantile < 1.0:
             raise ValueError(f"The gate's quantile must lie in [0.5, 1), not {quantile}.")
         train_labels = np.asarray(train_labels)
-        detectors = {name: _Detector.fit(features, train_labels) for name, features in train.items()}
+        detectors = {name: _Detector.fit(features, train_labels) for name, features in train.items() if name != VIEW}
         for name, detector in detectors.items():
             median = float(np.median(detector.distances(validation[name])))
             detector.scale = median if median > 0 else 1.0
@@ -197,6 +378,10 @@ class FeatureGate:
         scores = gate.scores(validation).max(axis=1)
         gate.threshold = float(np.quantile(scores, quantile))
         gate.validation_refused = float(np.mean(scores > gate.threshold))
+        if refuse:
+            gate.view = ViewCheck.fit(
+                frontal=train[VIEW], refuse=refuse, validation=validation[VIEW], quantile=quantile
+            )
         return gate
 
     @property
@@ -211,15 +396,25 @@ class FeatureGate:
         )
 
     def verdicts(self, features: dict[str, np.ndarray]) -> list[GateVerdict]:
+        """Refused by the view check (when there is one) with what the image looks like, else by the distance."""
         verdicts = []
-        for row in self.scores(features):
+        rows = self.scores(features)
+        view_scores = self.view.scores(features[VIEW]) if self.view is not None else [None] * len(rows)
+        view_reasons = self.view.refusals(features[VIEW]) if self.view is not None else [""] * len(rows)
+        for row, view_score, view_reason in zip(rows, view_scores, view_reasons, strict=True):
             score = float(row.max())
             figures = {
                 "score": score,
                 "limit": self.threshold,
                 "quantile": self.quantile,
                 "per_feature_space": {name: float(value) for name, value in zip(self.names, row, strict=True)},
+                "view_check": "not fitted"
+                if self.view is None
+                else {"score": float(view_score), "limit": self.view.threshold, "refused": bool(view_reason)},
             }
+            if view_reason:  # the more specific reason, whether or not the distance refuses too
+                verdicts.append(GateVerdict(False, reason=view_reason, figures=figures))
+                continue
             if score <= self.threshold:
                 verdicts.append(GateVerdict(True, figures=figures))
                 continue
@@ -248,6 +443,7 @@ class FeatureGate:
                 for name, d in self.detectors.items()
             },
             "validation_refused": self.validation_refused,
+            "view_check": self.view.summary() if self.view is not None else {"fitted": False},
         }
 
     def save(self, path: str | Path) -> None:
@@ -260,6 +456,8 @@ class FeatureGate:
             arrays[f"{name}__scale"] = np.array(detector.scale)
             arrays[f"{name}__centre"] = detector.centre
             arrays[f"{name}__spread"] = detector.spread
+        if self.view is not None:
+            arrays |= self.view.arrays()
         with open(path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 
@@ -281,12 +479,18 @@ class FeatureGate:
                 threshold=float(arrays["threshold"]),
                 quantile=float(arrays["quantile"]),
                 validation_refused=float(arrays["validation_refused"]),
+                view=ViewCheck.from_arrays(arrays),
             )
 
 
 def gate_features(pooled: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
-    """The feature spaces the gate measures: the network's middle-block statistics and the thumbnails."""
-    return {"network": np.asarray(pooled, dtype=np.float32), "appearance": thumbnails(images)}
+    """The feature spaces the gate measures: the network's middle-block statistics, the thumbnails and
+    the view check's silhouette features."""
+    return {
+        "network": np.asarray(pooled, dtype=np.float32),
+        "appearance": thumbnails(images),
+        VIEW: view_features(images),
+    }
 
 
 IMAGE_CHECK_UNAVAILABLE = (

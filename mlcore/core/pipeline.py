@@ -31,6 +31,7 @@ from mlcore.core.gate import (
     colour_share,
     gate_features,
     screen,
+    view_features,
 )
 from mlcore.core.gradcam import readout_function, run_readout
 from mlcore.core.imaging import DICOM, read_dicom_header, sniff_format
@@ -56,6 +57,7 @@ class RunOptions:
     class_aliases: dict | None = None
     gate_quantile: float = DEFAULT_QUANTILE
     band_max_error: float = BAND_MAX_ERROR
+    refuse_examples: str | None = None  # a folder of images to refuse, one sub-folder per kind: the view check
 
     def hyperparameters(self) -> dict:
         return {
@@ -67,6 +69,7 @@ class RunOptions:
             "positive_class": self.positive_class,
             "gate_quantile": self.gate_quantile,
             "band_max_error": self.band_max_error,
+            "refuse_examples": self.refuse_examples,
         }
 
 
@@ -121,6 +124,7 @@ def train_from_folder(
     verbose: int = 1,
 ) -> TrainingRun:
     dataset = check_dataset(data_dir, options)
+    refuse = refuse_features(options.refuse_examples, options.preprocessing, log=log)
     log(f"Loading {len(dataset.items)} images from {dataset.root} at {options.preprocessing.image_size}px.")
     images, items, skipped = load_images(dataset.items, options.preprocessing, root=dataset.root)
     skipped = dataset.skipped + skipped
@@ -198,6 +202,7 @@ def train_from_folder(
         positive_index=positive_index,
         gate_quantile=options.gate_quantile,
         band_max_error=options.band_max_error,
+        refuse=refuse,
     )
     run.threshold, run.temperature, run.band = fitted.threshold, fitted.temperature, fitted.band
     run.gate, run.heatmap_scale, run.reliability = fitted.gate, fitted.heatmap_scale, fitted.summary
@@ -338,7 +343,7 @@ def evaluate_folder(
         raise DatasetError(f"The folder's classes {dataset.class_names} differ from the model's {class_names}.")
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
-    raw, refused = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
+    raw, refused, _ = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
     calibrated = apply_temperature(raw, reliability.temperature)
     y_positive = np.array([1 if item.label == positive_class else 0 for item in items])
     metrics = evaluate(
@@ -387,7 +392,9 @@ def evaluate_refusals(
     dataset = discover_image_folders(data_dir)
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
-    raw, refused = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
+    raw, refused, by_view = _read_images(
+        model_path, images, items, positive_index, preprocessing, reliability, batch_size
+    )
     called_positive = apply_temperature(raw, reliability.temperature)[:, positive_index] >= threshold
     labels = [item.label for item in items]
     per_folder = {}
@@ -395,6 +402,7 @@ def evaluate_refusals(
         members = np.array([label == name for label in labels])
         per_folder[name] = {
             "refused": proportion_with_interval(int(refused[members].sum()), int(members.sum())),
+            "refused_by_view_check": proportion_with_interval(int(by_view[members].sum()), int(members.sum())),
             "called_positive_if_not_refused": proportion_with_interval(
                 int((called_positive & members & ~refused).sum()), int((members & ~refused).sum())
             ),
@@ -406,10 +414,31 @@ def evaluate_refusals(
     }
     if reliability.gate is None:
         metrics["gate"]["unavailable"] = IMAGE_CHECK_UNAVAILABLE
+    metrics["gate"]["view_check_fitted"] = reliability.gate is not None and reliability.gate.view is not None
     summary = _dataset_summary(dataset, items, {"test": list(range(len(items)))}, dataset.skipped + skipped)
     return ExternalEvaluation(
         dataset_summary=summary, metrics=metrics, plots={}, seconds=time.perf_counter() - started
     )
+
+
+def refuse_features(
+    folder: str | Path | None, preprocessing: PreprocessingSpec, *, log: Callable[[str], None] = print
+) -> dict[str, np.ndarray] | None:
+    """The view check's features of the examples to refuse, per kind (sub-folder); None without a folder."""
+    if not folder:
+        return None
+    dataset = discover_image_folders(folder)
+    images, items, _ = load_images(dataset.items, preprocessing, root=dataset.root)
+    labels = np.array([item.label for item in items])
+    if not len(items):
+        raise DatasetError(f"No readable images to refuse in {dataset.root}.")
+    log(
+        "Examples to refuse: "
+        + ", ".join(f"{name} {int((labels == name).sum())}" for name in dataset.class_names)
+        + f" (from {dataset.root})."
+    )
+    features = view_features(images)
+    return {name: features[labels == name] for name in dataset.class_names}
 
 
 def _load_all(dataset: Dataset, preprocessing: PreprocessingSpec, *, log: Callable[[str], None]):
@@ -422,7 +451,8 @@ def _load_all(dataset: Dataset, preprocessing: PreprocessingSpec, *, log: Callab
 
 def _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size):
     """Raw probabilities and which images the input gate refuses, by the same checks as the worker:
-    the DICOM header, colour, and the stored distance (when the version has one)."""
+    the DICOM header, colour, and the stored distance and view check (when the version has them);
+    and which of them the view check alone would refuse."""
     model = load_model(model_path)
     readout = readout_function(model, positive_index=positive_index, image_size=preprocessing.image_size)
     raw, pooled, _ = run_readout(readout, images, batch_size=batch_size)
@@ -432,7 +462,13 @@ def _read_images(model_path, images, items, positive_index, preprocessing, relia
         data = item.path.read_bytes()
         header = read_dicom_header(data) if sniff_format(data[:132]) == DICOM else None
         refused.append(not screen(header=header, colour=colour_share(data), image_check=check).assessable)
-    return raw, np.array(refused, dtype=bool)
+    by_view = [check is not None and _view_refused(check) for check in checks]
+    return raw, np.array(refused, dtype=bool), np.array(by_view, dtype=bool)
+
+
+def _view_refused(check) -> bool:
+    view = check.figures.get("view_check")
+    return isinstance(view, dict) and view["refused"]
 
 
 def _environment() -> dict:
@@ -465,12 +501,15 @@ def refit_gate(
     test_fraction: float,
     class_aliases: dict | None = None,
     quantile: float = DEFAULT_QUANTILE,
+    refuse_examples: str | Path | None = None,
     batch_size: int = 32,
     log: Callable[[str], None] = print,
 ) -> RefittedGate:
     """Fit a stored version's input gate again (a version trained before it, or with an older method)
-    on the same folder and the same train/validation/test split its training drew."""
+    on the same folder and the same train/validation/test split its training drew; with
+    ``refuse_examples``, the view check too."""
     dataset = discover_dataset(data_dir, class_aliases=class_aliases)
+    refuse = refuse_features(refuse_examples, preprocessing, log=log)
     images, items, _ = _load_all(dataset, preprocessing, log=log)
     labels = [item.label for item in items]
     split = split_dataset(
@@ -493,6 +532,7 @@ def refit_gate(
         train_labels=np.asarray(labels)[split.train],
         validation=features["validation"],
         quantile=quantile,
+        refuse=refuse,
     )
     refused = [not verdict.assessable for verdict in gate.verdicts(features["test"])]
     per_class = {

@@ -42,6 +42,7 @@ def fit_reliability(
     positive_index: int,
     gate_quantile: float = DEFAULT_QUANTILE,
     band_max_error: float = BAND_MAX_ERROR,
+    refuse: dict[str, np.ndarray] | None = None,
 ) -> FittedReliability:
     """Everything on the validation split (the gate's statistics on the training split).
 
@@ -54,7 +55,11 @@ def fit_reliability(
     threshold = choose_threshold(y_positive, calibrated)
     band = choose_band(y_positive, calibrated, threshold, max_error=band_max_error)
     gate = FeatureGate.fit(
-        train=gate_train, train_labels=train_labels, validation=gate_validation, quantile=gate_quantile
+        train=gate_train,
+        train_labels=train_labels,
+        validation=gate_validation,
+        quantile=gate_quantile,
+        refuse=refuse,
     )
     scale = heatmap_scale(cams_validation)
     summary = {

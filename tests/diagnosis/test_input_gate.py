@@ -16,6 +16,7 @@ from diagnosis.services.scans import scan_create
 from diagnosis.signals import scan_read
 from mlcore.core.gate import IMAGE_CHECK_UNAVAILABLE
 from tests.diagnosis.conftest import xray_png, xray_upload
+from tests.mlcore.synthetic import lateral_like
 from tests.mlcore.test_gate import ct_like, document
 from tests.mlcore.test_imaging import dicom_bytes
 
@@ -82,6 +83,24 @@ def test_an_image_unlike_the_training_images_is_refused_by_the_stored_gate(
     assert "unlike the frontal chest X-rays this model was trained on" in scan.status_message
     assert scan.gate["score"] > scan.gate["limit"]
     assert scan.probability is None
+
+
+def test_a_headerless_lateral_view_is_not_assessable_with_the_lateral_reason(make_gated_version, patient, doctor):
+    make_gated_version(view_check=True)
+    scan = diagnose(patient, doctor, png_upload(lateral_like(np.random.default_rng(11)), name="lateral.png"))
+
+    assert scan.status == Scan.Status.NOT_ASSESSABLE
+    assert "looks like a lateral view" in scan.status_message
+    assert scan.gate["view_check"]["refused"] is True
+    assert scan.probability is None
+
+
+def test_a_chest_radiograph_passes_the_view_check(make_gated_version, patient, doctor):
+    make_gated_version(view_check=True)
+    scan = diagnose(patient, doctor, xray_upload(seed=7))
+
+    assert scan.status == Scan.Status.DONE
+    assert scan.gate["view_check"]["refused"] is False
 
 
 def test_a_colour_photograph_is_refused_before_the_network(make_gated_version, patient, doctor):

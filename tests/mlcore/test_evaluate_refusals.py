@@ -10,6 +10,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from mlcore.models import Evaluation
+from tests.mlcore.synthetic import lateral_like
 from tests.mlcore.test_gate import ct_like, document
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +70,22 @@ def test_a_folder_without_sub_folders_is_refused_with_a_clear_message(make_gated
 
     with pytest.raises(CommandError, match="put each kind of image in a folder of its own"):
         call_command("evaluate_model", refusals=True, data=str(tmp_path), stdout=io.StringIO())
+
+
+def test_the_view_checks_own_refusals_are_reported_per_folder(make_gated_version, tmp_path, staff_client):
+    version = make_gated_version(view_check=True)
+    rng = np.random.default_rng(1)
+    (tmp_path / "LATERAL").mkdir()
+    for n in range(3):
+        Image.fromarray((lateral_like(rng) * 255).astype(np.uint8)).save(tmp_path / "LATERAL" / f"{n}.png")
+    out = io.StringIO()
+
+    call_command("evaluate_model", refusals=True, data=str(tmp_path), stdout=out)
+
+    gate = Evaluation.objects.get(version=version, kind=Evaluation.Kind.OUT_OF_DISTRIBUTION).metrics["gate"]
+    assert gate["view_check_fitted"] is True
+    assert gate["per_class"]["LATERAL"]["refused_by_view_check"]["value"] == 1.0
+    assert "LATERAL: refused 1.000 [" in out.getvalue()
+    assert "(view check alone 1.000" in out.getvalue()
+    page = staff_client.get(reverse("admin:mlcore_modelversion_change", args=[version.pk])).content.decode()
+    assert "by the view check alone" in page

@@ -9,6 +9,7 @@ from sklearn.datasets import load_sample_image
 
 from mlcore.core.gate import (
     IMAGE_CHECK_UNAVAILABLE,
+    VIEW,
     FeatureGate,
     GateVerdict,
     colour_refusal,
@@ -16,10 +17,11 @@ from mlcore.core.gate import (
     header_refusal,
     screen,
     thumbnails,
+    view_features,
 )
 from mlcore.core.imaging import DicomHeader
 from mlcore.core.preprocessing import PreprocessingSpec, preprocess
-from tests.mlcore.synthetic import synthetic_image
+from tests.mlcore.synthetic import ct_slice, lateral_like, synthetic_image
 
 SPEC = PreprocessingSpec(image_size=96)
 
@@ -186,3 +188,92 @@ def test_without_stored_statistics_the_gate_says_so_and_still_checks_the_header(
     assert unchecked.figures["image_check"] == "unavailable"
     assert unchecked.figures["warning"] == IMAGE_CHECK_UNAVAILABLE
     assert not refused.assessable
+
+
+def view_inputs(make, n, seed):
+    rng = np.random.default_rng(seed)
+    return np.stack([preprocess(make(rng), SPEC) for _ in range(n)])
+
+
+def gate_inputs(images):
+    return {"appearance": thumbnails(images), VIEW: view_features(images)}
+
+
+@pytest.fixture(scope="module")
+def view_gate():
+    """A gate whose view check learned generated lateral views and CT slices beside the frontal training images."""
+    train, labels = chest_inputs(160, seed=1)
+    validation, _ = chest_inputs(80, seed=2)
+    refuse = {
+        "LATERAL": view_features(view_inputs(lateral_like, 12, seed=3)),
+        "CT": view_features(view_inputs(ct_slice, 12, seed=4)),
+    }
+    return FeatureGate.fit(
+        train=gate_inputs(train),
+        train_labels=labels,
+        validation=gate_inputs(validation),
+        quantile=0.99,
+        refuse=refuse,
+    )
+
+
+@pytest.mark.parametrize(("make", "words"), [(lateral_like, "looks like a lateral view"), (ct_slice, "CT slice")])
+def test_the_view_check_refuses_new_laterals_and_ct_slices_saying_what_they_look_like(view_gate, make, words):
+    results = view_gate.verdicts(gate_inputs(view_inputs(make, 10, seed=20)))
+
+    assert [verdict.assessable for verdict in results] == [False] * 10
+    assert words in results[0].reason
+    assert results[0].figures["view_check"]["refused"] is True
+
+
+def test_the_view_check_passes_frontal_images_and_its_limit_is_set_on_validation_frontals(view_gate):
+    inputs, _ = chest_inputs(60, seed=9)
+
+    results = view_gate.verdicts(gate_inputs(inputs))
+
+    assert np.mean([verdict.assessable for verdict in results]) >= 0.9
+    summary = view_gate.summary()["view_check"]
+    assert summary["fitted"] is True
+    assert summary["examples"] == {"FRONTAL": 160, "LATERAL": 12, "CT": 12}
+    assert summary["validation_refused"] <= 0.02
+    assert "99.0% quantile on the validation split's frontal images" in summary["method"]
+
+
+def test_a_lateral_the_distance_alone_lets_through_is_refused_by_the_view_check():
+    """The distance sees grey levels; a lateral view has a radiograph's, only its silhouette differs."""
+    train, labels = chest_inputs(160, seed=1)
+    validation, _ = chest_inputs(80, seed=2)
+    laterals = view_inputs(lateral_like, 10, seed=20)
+    features = {"network": train.mean(axis=(1, 2, 3))[:, None], VIEW: view_features(train)}
+    refuse = {"LATERAL": view_features(view_inputs(lateral_like, 12, seed=3))}
+    validation_features = {"network": validation.mean(axis=(1, 2, 3))[:, None], VIEW: view_features(validation)}
+    lateral_features = {"network": train.mean(axis=(1, 2, 3))[:10, None], VIEW: view_features(laterals)}
+    without = FeatureGate.fit(train=features, train_labels=labels, validation=validation_features, quantile=0.99)
+    with_view = FeatureGate.fit(
+        train=features, train_labels=labels, validation=validation_features, quantile=0.99, refuse=refuse
+    )
+
+    assert all(verdict.assessable for verdict in without.verdicts(lateral_features))
+    assert not any(verdict.assessable for verdict in with_view.verdicts(lateral_features))
+
+
+def test_without_examples_to_refuse_the_gate_has_no_view_check_and_says_so(appearance_gate):
+    inputs, _ = chest_inputs(2, seed=3)
+
+    verdict = appearance_gate.verdicts({"appearance": thumbnails(inputs)})[0]
+
+    assert appearance_gate.view is None
+    assert appearance_gate.summary()["view_check"] == {"fitted": False}
+    assert verdict.figures["view_check"] == "not fitted"
+
+
+def test_a_stored_view_check_reads_back_identical_and_an_older_gate_file_still_loads(tmp_path, view_gate):
+    view_gate.save(tmp_path / "gate.npz")
+    loaded = FeatureGate.load(tmp_path / "gate.npz")
+    features = gate_inputs(view_inputs(lateral_like, 4, seed=5))
+
+    np.testing.assert_allclose(loaded.view.scores(features[VIEW]), view_gate.view.scores(features[VIEW]), rtol=1e-5)
+    assert loaded.summary()["view_check"] == view_gate.summary()["view_check"]
+    arrays = dict(np.load(tmp_path / "gate.npz"))
+    np.savez(tmp_path / "old.npz", **{key: value for key, value in arrays.items() if not key.startswith("view__")})
+    assert FeatureGate.load(tmp_path / "old.npz").view is None

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from mlcore.core.dataset import DatasetError, parse_class_aliases
 from mlcore.core.gate import DEFAULT_QUANTILE
 from mlcore.management.versions import VersionCommand
-from mlcore.reporting import refusal_lines
+from mlcore.reporting import refusal_lines, view_check_line
 from mlcore.services import model_version_gate_refit
 
 
@@ -21,6 +21,11 @@ class Command(VersionCommand):
         parser.add_argument("--data", required=True, help="The folder the version was trained on.")
         parser.add_argument("--classes", help="Map folders to classes, as train_model took them.")
         parser.add_argument("--gate-quantile", type=float, default=DEFAULT_QUANTILE)
+        parser.add_argument(
+            "--refuse-examples",
+            help="A folder of images the gate must refuse, one sub-folder per kind (e.g. CT/, LATERAL/): fits the "
+            "view check (frontal vs these kinds) that catches lateral views without a DICOM header.",
+        )
 
     def handle(self, *args, **opts):
         version = self.model_version(opts["version"])
@@ -29,6 +34,7 @@ class Command(VersionCommand):
                 version=version,
                 data_dir=opts["data"],
                 quantile=opts["gate_quantile"],
+                refuse_examples=opts["refuse_examples"],
                 class_aliases=parse_class_aliases(opts["classes"]),
                 log=self.stdout.write,
             )
@@ -37,3 +43,4 @@ class Command(VersionCommand):
             raise CommandError(message) from error
         self.stdout.write(f"Input gate of {version.name} fitted anew; on its test split:")
         self.stdout.write("\n".join(refusal_lines(version.metrics)))
+        self.stdout.write(view_check_line((version.reliability or {}).get("gate") or {}))

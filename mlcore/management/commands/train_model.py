@@ -78,6 +78,11 @@ class Command(BaseCommand):
             default=BAND_MAX_ERROR,
             help="Validation error rate that makes readings near the threshold indeterminate.",
         )
+        trust.add_argument(
+            "--refuse-examples",
+            help="A folder of images the gate must refuse, one sub-folder per kind (e.g. CT/, LATERAL/): fits the "
+            "view check (frontal vs these kinds) that catches lateral views without a DICOM header.",
+        )
         store = parser.add_argument_group("version")
         store.add_argument("--name", help="Version name (default v<N>-<timestamp>).")
         store.add_argument("--activate", action="store_true", help="Make the new version active if it succeeds.")
@@ -130,6 +135,7 @@ class Command(BaseCommand):
                 class_aliases=parse_class_aliases(opts["classes"]),
                 gate_quantile=opts["gate_quantile"],
                 band_max_error=opts["band_max_error"],
+                refuse_examples=opts["refuse_examples"],
             )
             version = model_version_train(
                 data_dir=opts["data"],
