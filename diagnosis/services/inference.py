@@ -306,7 +306,7 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
         display = display_gray(item.gray)
         preview = _preview(item, display)
     with clock.scan(scan.pk, "heatmap"):
-        heatmap = predictor.heatmap(readout.cam)
+        heatmap = predictor.heatmap(readout.cam, shape=item.gray.shape)
     with clock.scan(scan.pk, "overlay"):
         overlay = overlay_png(display, heatmap)
     with clock.scan(scan.pk, "files"):
