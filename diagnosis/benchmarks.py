@@ -288,7 +288,7 @@ def _network_throughput(version, images: list[tuple[str, bytes]]) -> dict[str, f
     from mlcore.core.preprocessing import PreprocessingSpec, preprocess
     from mlcore.inference import predictor_for
 
-    spec = PreprocessingSpec(**version.preprocessing)
+    spec = PreprocessingSpec.from_stored(version.preprocessing)
     unique = list(dict.fromkeys(data for _, data in images))[:NETWORK_IMAGES]
     inputs = np.stack([preprocess(decode_image(data), spec) for data in unique])
     inputs = np.concatenate([inputs] * max(1, -(-NETWORK_IMAGES // len(inputs))))[:NETWORK_IMAGES]

@@ -35,7 +35,7 @@ def predictor_for(version: ModelVersion) -> Predictor:
                     class_names=version.class_names,
                     positive_class=version.positive_class,
                     threshold=version.threshold,
-                    preprocessing=PreprocessingSpec(**version.preprocessing),
+                    preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
                     reliability=model_version_reliability(version=version),
                 )
             fast = verified_tflite(version)

@@ -209,7 +209,7 @@ def evaluation_create_external(
             class_names=version.class_names,
             positive_class=version.positive_class,
             threshold=version.threshold,
-            preprocessing=PreprocessingSpec(**version.preprocessing),
+            preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
             reliability=model_version_reliability(version=version),
             class_aliases=class_aliases,
             log=log,
@@ -239,7 +239,7 @@ def evaluation_create_refusals(*, version: ModelVersion, data_dir: str | Path, l
             positive_class=version.positive_class,
             class_names=version.class_names,
             threshold=version.threshold,
-            preprocessing=PreprocessingSpec(**version.preprocessing),
+            preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
             reliability=model_version_reliability(version=version),
             log=log,
         )
@@ -296,7 +296,7 @@ def tflite_export_create(
 
     if not version.is_usable:
         raise ValidationError(f"Version {version.name} has no usable model to export.")
-    spec = PreprocessingSpec(**version.preprocessing)
+    spec = PreprocessingSpec.from_stored(version.preprocessing)
     dataset = discover_dataset(data_dir, class_aliases=class_aliases)
     images, items, _ = load_images(dataset.items, spec, root=dataset.root)
     labels = np.array([1 if item.label == version.positive_class else 0 for item in items])
@@ -349,7 +349,7 @@ def model_version_gate_refit(
             data_dir,
             model_path=model_path,
             positive_class=version.positive_class,
-            preprocessing=PreprocessingSpec(**version.preprocessing),
+            preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
             seed=hyperparameters.get("training", {}).get("seed", 42),
             validation_fraction=hyperparameters.get("validation_fraction", 0.15),
             test_fraction=hyperparameters.get("test_fraction", 0.15),

@@ -164,7 +164,7 @@ def _tiny_gate(tiny_model_bytes, tmp_path_factory, *, view_check: bool) -> bytes
     (folder / "model.keras").write_bytes(tiny_model_bytes)
     model = keras.saving.load_model(str(folder / "model.keras"), compile=False)
     readout = readout_function(model, positive_index=0, image_size=TINY["image_size"])
-    spec = PreprocessingSpec(**TINY)
+    spec = PreprocessingSpec.from_stored(TINY)
 
     def split(n, seed):
         rng = np.random.default_rng(seed)

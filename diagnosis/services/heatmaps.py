@@ -74,8 +74,8 @@ def scan_heatmap_regenerate(*, scan: Scan, now: datetime.datetime | None = None)
     with scan.image.open("rb") as handle:
         gray = decode_image(handle.read(), max_pixels=settings.SCAN_MAX_PIXELS)
     readout = predictor.read(preprocess(gray, predictor.spec)[np.newaxis])[0]
-    layer = heat_layer_png(predictor.heatmap(readout.cam), size=(gray.shape[1], gray.shape[0]))
-    name = scan_store_save(scan, "gradcam.png", layer)
+    heatmap = predictor.heatmap(readout.cam, shape=gray.shape)
+    name = scan_store_save(scan, "gradcam.png", heat_layer_png(heatmap, size=(gray.shape[1], gray.shape[0])))
     if not Scan.objects.filter(pk=scan.pk, claim_token=token, status=Scan.Status.DONE).update(
         heatmap=name, claim_token="", claimed_until=None
     ):

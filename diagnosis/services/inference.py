@@ -305,7 +305,7 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
     with clock.scan(scan.pk, "preview"):
         preview = _preview(item)
     with clock.scan(scan.pk, "heatmap"):
-        heatmap = predictor.heatmap(readout.cam)
+        heatmap = predictor.heatmap(readout.cam, shape=item.gray.shape)
     with clock.scan(scan.pk, "overlay"):
         layer = heat_layer_png(heatmap, size=(item.gray.shape[1], item.gray.shape[0]))
     with clock.scan(scan.pk, "files"):

@@ -33,7 +33,7 @@ def benchmark_head_phase(
     Both runs see the same training and validation images, the same epochs and no augmentation,
     so the difference is the caching alone. The weights' values do not change the cost.
     """
-    spec = PreprocessingSpec(image_size=image_size, scaling="inception")
+    spec = PreprocessingSpec.current(image_size=image_size, scaling="inception")
     dataset = discover_dataset(data_dir)
     images, items, _ = load_images(dataset.items, spec, root=dataset.root)
     labels = [item.label for item in items]

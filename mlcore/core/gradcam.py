@@ -18,6 +18,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from mlcore.core.model import CLASSIFIER_LAYER, GATE_LAYER, LAST_CONV_LAYER
+from mlcore.core.preprocessing import PreprocessingSpec, crop_to_picture
 
 # Composition of InceptionV3's stride-2 valid stages (stem convolution, two max-pools, mixed3, mixed8):
 # cell i of the last block is centred on input pixel index 32 i + 37, i.e. 37.5 + 32 i in continuous
@@ -97,6 +98,17 @@ def place_on_input(cam: np.ndarray, image_size: int) -> np.ndarray:
     cols = np.clip(cols, 0, cam.shape[1] - 1)
     grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
     return map_coordinates(cam, [grid_rows, grid_cols], order=1, mode="nearest").astype(np.float32)
+
+
+def picture_heatmap(
+    cam: np.ndarray, *, shape: tuple[int, ...], spec: PreprocessingSpec, scale: float | None
+) -> np.ndarray:
+    """A grid -> a [0, 1] map of the picture of `shape` (the decoded image's), in the picture's own aspect.
+
+    Placed on the network input, then cropped to where the picture lies in it: a letterboxed input's
+    padding is cut away, so the map stretched over the picture puts heat where the network saw it.
+    """
+    return normalise(crop_to_picture(place_on_input(cam, spec.image_size), shape, spec), scale)
 
 
 def heatmap_scale(cams: np.ndarray) -> float | None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from mlcore.core.calibration import Band, apply_temperature
 from mlcore.core.gate import FeatureGate, GateVerdict, gate_features
-from mlcore.core.gradcam import normalise, place_on_input, readout_function, run_readout
+from mlcore.core.gradcam import picture_heatmap, readout_function, run_readout
 from mlcore.core.preprocessing import PreprocessingSpec
 
 
@@ -138,10 +138,9 @@ class Predictor:
             probabilities={name: float(p) for name, p in zip(self.class_names, calibrated, strict=True)},
         )
 
-    def heatmap(self, cam: np.ndarray) -> np.ndarray:
-        """A Grad-CAM grid placed on the network input's pixels, on the version's fixed scale, in [0, 1]."""
-        placed = place_on_input(cam, self.spec.image_size)
-        return normalise(placed, self.reliability.heatmap_scale)
+    def heatmap(self, cam: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
+        """A Grad-CAM grid as a [0, 1] map of the decoded image of `shape`, on the version's fixed scale."""
+        return picture_heatmap(cam, shape=shape, spec=self.spec, scale=self.reliability.heatmap_scale)
 
 
 DISPLAY_MAX_SIDE = 1024

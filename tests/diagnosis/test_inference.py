@@ -71,7 +71,7 @@ def test_inference_reads_exactly_what_training_would_read(make_version, patient,
 
     scans_diagnose(first_scan_id=scan.pk)
 
-    expected = load_image(xray_png(seed=4), PreprocessingSpec(**TINY))
+    expected = load_image(xray_png(seed=4), PreprocessingSpec.from_stored(TINY))
     assert np.array_equal(seen[-1][0], expected)  # the last call; the first ones are warm-ups
 
 

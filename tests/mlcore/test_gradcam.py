@@ -1,9 +1,13 @@
-"""Grad-CAM cells on their true receptive-field centres, on a fixed scale (mlcore.core.gradcam)."""
+"""Grad-CAM cells on their true receptive-field centres, on a fixed scale, on the picture's own aspect
+(mlcore.core.gradcam)."""
+
 
 import numpy as np
 import pytest
 
-from mlcore.core.gradcam import cell_centres, heatmap_scale, normalise, place_on_input
+from mlcore.core.gradcam import cell_centres, heatmap_scale, normalise, picture_heatmap, place_on_input
+from mlcore.core.predictor import composed_overlay, heat_layer_png
+from mlcore.core.preprocessing import PreprocessingSpec, picture_box
 
 
 def test_inception_cells_at_224_px_are_centred_where_valid_padding_puts_them():
@@ -49,3 +53,44 @@ def test_a_weak_map_stays_weak_on_the_fixed_scale():
 def test_empty_maps_have_no_scale():
     assert heatmap_scale(np.zeros((3, 2, 2))) is None
     assert normalise(np.zeros((2, 2)), None).max() == 0.0
+
+
+def heat_centre_in_overlay(shape: tuple[int, int], heatmap: np.ndarray) -> tuple[float, float]:
+    """Where the heat layer of `heatmap` over a plain gray picture of `shape` colours it: the centroid, in pixels."""
+    gray = np.full(shape, 0.5, np.float32)
+    layer = heat_layer_png(heatmap, size=(shape[1], shape[0]))
+    overlay = np.asarray(composed_overlay(gray, layer), dtype=np.int16)
+    rows, cols = np.nonzero(np.abs(overlay - 128).max(axis=2) > 0)
+    return rows.mean() + 0.5, cols.mean() + 0.5
+
+
+def test_the_overlay_undoes_the_letterbox_heat_lands_where_the_network_saw_it():
+    """A tall picture letterboxed into 224 px fills columns 56-168; heat in one cell must land on the
+    picture's pixel that cell's centre saw, not where stretching the square over the picture puts it."""
+    spec = PreprocessingSpec.current(image_size=224, scaling="inception")
+    shape = (300, 150)
+    cam = np.zeros((5, 5))
+    cam[2, 3] = 1.0  # centred on input pixel (101.5, 133.5)
+    box = picture_box(shape, spec)
+    expected = (101.5 - box.top) * shape[0] / box.height, (133.5 - box.left) * shape[1] / box.width
+
+    heatmap = picture_heatmap(cam, shape=shape, spec=spec, scale=None)
+    row, col = heat_centre_in_overlay(shape, heatmap)
+
+    assert heatmap.shape == (box.height, box.width) == (224, 112)
+    assert abs(row - expected[0]) <= 2
+    assert abs(col - expected[1]) <= 2  # ~104; the whole square stretched over the picture puts it at ~89
+
+
+def test_a_squashed_versions_map_covers_the_whole_picture():
+    spec = PreprocessingSpec(image_size=224)
+    shape = (300, 150)
+    cam = np.zeros((5, 5))
+    cam[2, 3] = 1.0
+
+    heatmap = picture_heatmap(cam, shape=shape, spec=spec, scale=None)
+    row, col = heat_centre_in_overlay(shape, heatmap)
+
+    assert heatmap.shape == (224, 224)
+    assert abs(row - 101.5 * 300 / 224) <= 2
+    assert abs(col - 133.5 * 150 / 224) <= 2

@@ -52,7 +52,7 @@ def test_the_heat_layer_is_small_transparent_and_of_the_images_aspect():
     assert layer.size == (HEAT_LAYER_MAX_SIDE, 192)
     alpha = np.asarray(layer)[..., 3]
     assert alpha.min() == 0  # cold: the radiograph shows through
-    assert alpha.max() == round(0.45 * 255)  # hottest: the blend's weight
+    assert 100 < alpha.max() <= round(0.45 * 255)  # hottest: at most the blend's weight
 
 
 def test_where_the_heatmap_is_cold_the_radiograph_shows_unchanged():

@@ -55,7 +55,7 @@ def cam_of(predictor, image):
 
 def test_the_map_has_the_last_blocks_layout_and_is_placed_on_the_input(unsure_and_sure):
     cam = cam_of(unsure_and_sure[0], IMAGE)
-    heatmap = unsure_and_sure[0].heatmap(cam)
+    heatmap = unsure_and_sure[0].heatmap(cam, shape=(SIZE, SIZE))
 
     assert cam.shape == (2, 2)
     assert heatmap.shape == (SIZE, SIZE)
@@ -68,8 +68,12 @@ def test_a_confident_reading_gets_the_same_heatmap_as_an_unsure_one(unsure_and_s
     unsure, sure = unsure_and_sure
 
     assert sure.probabilities(IMAGE[np.newaxis])[0][0] == 1.0
-    assert sure.heatmap(cam_of(sure, IMAGE)).max() == pytest.approx(1.0)
-    np.testing.assert_allclose(sure.heatmap(cam_of(sure, IMAGE)), unsure.heatmap(cam_of(unsure, IMAGE)), atol=1e-4)
+    assert sure.heatmap(cam_of(sure, IMAGE), shape=(SIZE, SIZE)).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        sure.heatmap(cam_of(sure, IMAGE), shape=(SIZE, SIZE)),
+        unsure.heatmap(cam_of(unsure, IMAGE), shape=(SIZE, SIZE)),
+        atol=1e-4,
+    )
 
 
 def test_a_batch_gives_each_image_its_own_map_as_a_pass_of_its_own_would(unsure_and_sure):
@@ -90,3 +94,9 @@ def test_the_reading_and_its_probabilities_come_from_the_same_pass(unsure_and_su
 
     assert reading.raw_probability == pytest.approx(float(unsure.probabilities(IMAGE[np.newaxis])[0][0]), rel=1e-5)
     assert reading.probabilities["COVID"] == pytest.approx(reading.probability)
+
+
+def test_a_squashed_versions_heatmap_covers_the_whole_input_whatever_the_pictures_shape(unsure_and_sure):
+    unsure = unsure_and_sure[0]
+
+    assert unsure.heatmap(cam_of(unsure, IMAGE), shape=(300, 100)).shape == (SIZE, SIZE)

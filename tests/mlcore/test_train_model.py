@@ -99,7 +99,12 @@ def test_train_model_stores_an_evaluated_active_version(trained):
     assert version.wall_time_seconds > 0
     assert version.images_per_second > 0
     assert version.hyperparameters["model"]["head"] == "gap"
-    assert version.preprocessing == {"image_size": 75, "scaling": "unit"}
+    assert version.preprocessing == {
+        "image_size": 75,
+        "scaling": "unit",
+        "intensity": "percentile",
+        "letterbox": True,
+    }
     assert sum(version.dataset_summary["counts"].values()) == 48
     assert Path(version.model_file.path).is_file()
 
@@ -288,7 +293,12 @@ def test_pretrained_weights_train_the_head_on_cached_features_then_fine_tune(dat
     assert version.status == ModelVersion.Status.SUCCEEDED, output
     assert version.history["phase"] == ["head", "head", "fine-tune"]
     assert set(version.history["phase_seconds"]) == {"feature_extraction", "head", "fine_tune"}
-    assert version.preprocessing == {"image_size": 75, "scaling": "inception"}
+    assert version.preprocessing == {
+        "image_size": 75,
+        "scaling": "inception",
+        "intensity": "percentile",
+        "letterbox": True,
+    }
     assert version.hyperparameters["model"]["head"] == "flatten"
     assert version.hyperparameters["training"]["fine_tune_blocks"] == 1
 

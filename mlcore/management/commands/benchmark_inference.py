@@ -26,7 +26,7 @@ class Command(VersionCommand):
         version = self.model_version(opts["version"])
         if not version.is_usable:
             raise CommandError("No usable model version: train one, or pass --version NAME.")
-        spec = PreprocessingSpec(**version.preprocessing)
+        spec = PreprocessingSpec.from_stored(version.preprocessing)
         dataset = discover_dataset(opts["data"])
         images, items, _ = load_images(dataset.items, spec, root=dataset.root)
         labels = np.array([1 if item.label == version.positive_class else 0 for item in items])

@@ -126,7 +126,7 @@ class Command(BaseCommand):
                         contrast=opts["contrast"],
                     ),
                 ),
-                preprocessing=PreprocessingSpec(
+                preprocessing=PreprocessingSpec.current(
                     image_size=opts["image_size"], scaling="inception" if pretrained else "unit"
                 ),
                 validation_fraction=opts["validation_fraction"],
