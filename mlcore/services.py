@@ -14,16 +14,19 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from mlcore.core.dataset import PatientRule
 from mlcore.core.evaluation import jsonable
 from mlcore.core.model import WeightsError
 from mlcore.core.pipeline import (
     MODEL_FILENAME,
+    DataFolders,
     ExternalEvaluation,
     RunOptions,
     TrainingRun,
     check_dataset,
     evaluate_folder,
     evaluate_refusals,
+    options_for_dataset,
     refit_gate,
     train_from_folder,
 )
@@ -41,7 +44,7 @@ def next_version_name() -> str:
 
 def model_version_train(
     *,
-    data_dir: str | Path,
+    data_dir: DataFolders,
     options: RunOptions,
     name: str | None = None,
     command: str = "",
@@ -50,12 +53,14 @@ def model_version_train(
     log: Callable[[str], None] = print,
     verbose: int = 1,
 ) -> ModelVersion:
-    """Train on a folder and store everything as a new version; activate it only if it succeeded.
+    """Train on a folder (or several, merged) and store everything as a new version; activate it only if
+    it succeeded.
 
-    Bad input (folder, classes, weights file) is refused before any version row exists. A run that
+    Bad input (folders, classes, positive class, patients, weights file) is refused before any version row
+    exists. A run that
     breaks later is stored as failed, and one stopped with Ctrl-C as interrupted with its best weights.
     """
-    check_dataset(data_dir, options)
+    options = options_for_dataset(options, check_dataset(data_dir, options))
     weights = options.model.weights
     if weights not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
         raise WeightsError(f"Weights file {weights} does not exist. Use --weights imagenet|none|PATH.")
@@ -190,7 +195,7 @@ def _check_other_folder_kind(kind: str) -> None:
 def evaluation_create_external(
     *,
     version: ModelVersion,
-    data_dir: str | Path,
+    data_dir: DataFolders,
     kind: str = Evaluation.Kind.EXTERNAL,
     class_aliases=None,
     log: Callable[[str], None] = print,
@@ -333,13 +338,13 @@ def tflite_export_create(
 def model_version_gate_refit(
     *,
     version: ModelVersion,
-    data_dir: str | Path,
+    data_dir: DataFolders,
     quantile: float,
     refuse_examples: str | Path | None = None,
     class_aliases=None,
     log=print,
 ) -> ModelVersion:
-    """Fit the version's input gate anew on the folder and split it was trained on, and store it;
+    """Fit the version's input gate anew on the folders and split it was trained on, and store it;
     with ``refuse_examples`` (one sub-folder per kind), its view check too."""
     if not version.is_usable:
         raise ValidationError(f"Version {version.name} has no usable model.")
@@ -354,6 +359,7 @@ def model_version_gate_refit(
             validation_fraction=hyperparameters.get("validation_fraction", 0.15),
             test_fraction=hyperparameters.get("test_fraction", 0.15),
             class_aliases=class_aliases,
+            patients=PatientRule.recorded(hyperparameters),
             quantile=quantile,
             refuse_examples=refuse_examples,
             log=log,

@@ -5,22 +5,27 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from mlcore.core import plots
 from mlcore.core.calibration import BAND_MAX_ERROR, Band, apply_temperature
+from mlcore.core.classes import DEFAULT_POSITIVE_CLASS
 from mlcore.core.dataset import (
-    POSITIVE,
+    LEGACY_PATIENT_RULE,
     Dataset,
     DatasetError,
+    PatientGroups,
+    PatientRule,
     binarize,
     discover_dataset,
     discover_image_folders,
+    group_patients,
     load_images,
+    resolve_patients,
     split_dataset,
 )
 from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, proportion_with_interval
@@ -42,6 +47,7 @@ from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.reliability import fit_reliability, reliability_figures
 from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
 
+DataFolders = str | Path | Sequence[str | Path]  # one --data folder or several
 MODEL_FILENAME = "model.keras"
 SAMPLES_PER_CLASS = 40
 
@@ -53,8 +59,9 @@ class RunOptions:
     preprocessing: PreprocessingSpec
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
-    positive_class: str = POSITIVE
+    positive_class: str = DEFAULT_POSITIVE_CLASS
     class_aliases: dict | None = None
+    patients: PatientRule = field(default_factory=PatientRule)
     gate_quantile: float = DEFAULT_QUANTILE
     band_max_error: float = BAND_MAX_ERROR
     refuse_examples: str | None = None  # a folder of images to refuse, one sub-folder per kind: the view check
@@ -67,6 +74,7 @@ class RunOptions:
             "validation_fraction": self.validation_fraction,
             "test_fraction": self.test_fraction,
             "positive_class": self.positive_class,
+            "patients": self.patients.as_dict(),
             "gate_quantile": self.gate_quantile,
             "band_max_error": self.band_max_error,
             "refuse_examples": self.refuse_examples,
@@ -100,11 +108,17 @@ class TrainingRun:
     provenance: dict = field(default_factory=dict)  # what reproduces the run: commit, file hashes, splits
 
 
-def check_dataset(data_dir: str | Path, options: RunOptions) -> Dataset:
-    """Fail fast, before any image is decoded, on a folder that cannot be trained on."""
-    dataset = discover_dataset(data_dir, class_aliases=options.class_aliases)
+def check_dataset(data_dirs: DataFolders, options: RunOptions) -> Dataset:
+    """Fail fast, before any image is decoded, on folders that cannot be trained on: too few classes, an
+    unknown class folder, a positive class the data lacks, images without patients (unless allowed), or
+    a class with too few patients to split. Returns the dataset with its patients resolved."""
+    dataset = discover_dataset(data_dirs, class_aliases=options.class_aliases, min_classes=2)
     if options.positive_class not in dataset.class_names:
-        raise DatasetError(f"Positive class {options.positive_class} is not among {dataset.class_names}.")
+        raise DatasetError(
+            f"Positive class {options.positive_class!r} is not a class of this dataset "
+            f"({', '.join(dataset.class_names)}); choose one with --positive-class."
+        )
+    dataset = resolve_patients(dataset, options.patients)
     split_dataset(
         [item.label for item in dataset.items],
         [item.patient_id for item in dataset.items],
@@ -115,17 +129,23 @@ def check_dataset(data_dir: str | Path, options: RunOptions) -> Dataset:
     return dataset
 
 
+def options_for_dataset(options: RunOptions, dataset: Dataset) -> RunOptions:
+    """The network gets one output per class the data has (two, three, ...), recorded as it is built."""
+    return replace(options, model=replace(options.model, num_classes=len(dataset.class_names)))
+
+
 def train_from_folder(
-    data_dir: str | Path,
+    data_dirs: DataFolders,
     options: RunOptions,
     work_dir: Path,
     *,
     log: Callable[[str], None] = print,
     verbose: int = 1,
 ) -> TrainingRun:
-    dataset = check_dataset(data_dir, options)
+    dataset = check_dataset(data_dirs, options)
+    options = options_for_dataset(options, dataset)
     refuse = refuse_features(options.refuse_examples, options.preprocessing, log=log)
-    log(f"Loading {len(dataset.items)} images from {dataset.root} at {options.preprocessing.image_size}px.")
+    log(f"Loading {len(dataset.items)} images from {dataset.location} at {options.preprocessing.image_size}px.")
     images, items, skipped = load_images(dataset.items, options.preprocessing, root=dataset.root)
     skipped = dataset.skipped + skipped
     if skipped:
@@ -133,16 +153,22 @@ def train_from_folder(
     labels = [item.label for item in items]
     if len(set(labels)) < 2:
         raise DatasetError("After skipping unreadable files, one class has no images left.")
+    patients = group_patients(items, rule=options.patients, images=images)
+    if patients.summary.get("duplicate_groups_joined"):
+        log(
+            f"Near-duplicate images joined {patients.summary['duplicate_groups_joined']} group(s) of patients "
+            "into one split each."
+        )
     split = split_dataset(
         labels,
-        [item.patient_id for item in items],
+        patients.keys,
         validation_fraction=options.validation_fraction,
         test_fraction=options.test_fraction,
         seed=options.training.seed,
     )
     y = binarize(labels, dataset.class_names)
     positive_index = dataset.class_names.index(options.positive_class)
-    summary = _dataset_summary(dataset, items, split.as_dict(), skipped)
+    summary = _dataset_summary(dataset, items, split.as_dict(), skipped, patients=patients)
     log(
         "Split (images): " + ", ".join(f"{name} {summary['counts'][name]}" for name in ("train", "validation", "test"))
     )
@@ -236,9 +262,12 @@ def train_from_folder(
     return run
 
 
-def _dataset_summary(dataset: Dataset, items, split: dict, skipped: list[dict]) -> dict:
+def _dataset_summary(
+    dataset: Dataset, items, split: dict, skipped: list[dict], *, patients: PatientGroups | None = None
+) -> dict:
     per_split = {}
     sources = {}
+    folders = {}
     for name, indices in split.items():
         counts = {label: 0 for label in dataset.class_names}
         for i in indices:
@@ -246,15 +275,21 @@ def _dataset_summary(dataset: Dataset, items, split: dict, skipped: list[dict]) 
             key = items[i].source or "unknown"
             sources.setdefault(key, {s: {c: 0 for c in dataset.class_names} for s in split})
             sources[key][name][items[i].label] += 1
+            folder = str(items[i].folder or dataset.root)
+            folders.setdefault(folder, {s: {c: 0 for c in dataset.class_names} for s in split})
+            folders[folder][name][items[i].label] += 1
         per_split[name] = counts
     return {
-        "root": str(dataset.root),
+        "root": dataset.location,
+        "roots": [str(root) for root in dataset.roots],
         "class_names": dataset.class_names,
         "images": len(items),
         "patients_known": sum(1 for item in items if item.patient_id),
         "per_split": per_split,
         "counts": {name: len(indices) for name, indices in split.items()},
+        "per_folder": folders if len(dataset.roots) > 1 else {},
         "per_source": sources if any(item.source for item in items) else {},
+        "patients": patients.summary if patients is not None else {},
         "skipped": skipped,
     }
 
@@ -321,7 +356,7 @@ class ExternalEvaluation:
 
 
 def evaluate_folder(
-    data_dir: str | Path,
+    data_dirs: DataFolders,
     *,
     model_path: Path,
     class_names: list[str],
@@ -335,12 +370,18 @@ def evaluate_folder(
 ) -> ExternalEvaluation:
     """Every image of another folder is test data for a stored model (external validation).
 
-    Probabilities are the version's calibrated ones; the gate's refusals are counted per class folder.
+    The folder may hold any subset of the model's classes (only OTHER_PNEUMONIA, say: then the share called
+    positive is what can be measured); a class the model does not know is refused. Probabilities are the
+    version's calibrated ones; the gate's refusals are counted per class folder.
     """
     started = time.perf_counter()
-    dataset = discover_dataset(data_dir, class_aliases=class_aliases)
-    if sorted(dataset.class_names) != sorted(class_names):
-        raise DatasetError(f"The folder's classes {dataset.class_names} differ from the model's {class_names}.")
+    dataset = discover_dataset(data_dirs, class_aliases=class_aliases, min_classes=1)
+    unknown = [name for name in dataset.class_names if name not in class_names]
+    if unknown:
+        raise DatasetError(
+            f"The folder holds class {', '.join(unknown)}, which this model was not trained on "
+            f"(its classes: {', '.join(class_names)}). Leave that folder out or evaluate another version."
+        )
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
     raw, refused, _ = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
@@ -444,8 +485,8 @@ def refuse_features(
 def _load_all(dataset: Dataset, preprocessing: PreprocessingSpec, *, log: Callable[[str], None]):
     images, items, skipped = load_images(dataset.items, preprocessing, root=dataset.root)
     if not items:
-        raise DatasetError(f"No readable images in {dataset.root}.")
-    log(f"Evaluating on {len(items)} images from {dataset.root}.")
+        raise DatasetError(f"No readable images in {dataset.location}.")
+    log(f"Evaluating on {len(items)} images from {dataset.location}.")
     return images, items, skipped
 
 
@@ -491,7 +532,7 @@ class RefittedGate:
 
 
 def refit_gate(
-    data_dir: str | Path,
+    data_dirs: DataFolders,
     *,
     model_path: Path,
     positive_class: str,
@@ -500,21 +541,23 @@ def refit_gate(
     validation_fraction: float,
     test_fraction: float,
     class_aliases: dict | None = None,
+    patients: PatientRule = LEGACY_PATIENT_RULE,
     quantile: float = DEFAULT_QUANTILE,
     refuse_examples: str | Path | None = None,
     batch_size: int = 32,
     log: Callable[[str], None] = print,
 ) -> RefittedGate:
     """Fit a stored version's input gate again (a version trained before it, or with an older method)
-    on the same folder and the same train/validation/test split its training drew; with
-    ``refuse_examples``, the view check too."""
-    dataset = discover_dataset(data_dir, class_aliases=class_aliases)
+    on the same folders and the same train/validation/test split its training drew (``patients``: the
+    rule the version recorded, PatientRule.recorded(hyperparameters)); with ``refuse_examples``, the view
+    check too."""
+    dataset = resolve_patients(discover_dataset(data_dirs, class_aliases=class_aliases), patients)
     refuse = refuse_features(refuse_examples, preprocessing, log=log)
     images, items, _ = _load_all(dataset, preprocessing, log=log)
     labels = [item.label for item in items]
     split = split_dataset(
         labels,
-        [item.patient_id for item in items],
+        group_patients(items, rule=patients, images=images).keys,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
+from mlcore.core.classes import DEFAULT_CLASS_ALIASES
 from mlcore.core.dataset import (
-    DEFAULT_CLASS_ALIASES,
+    LEGACY_PATIENT_RULE,
     DatasetError,
     DatasetItem,
+    PatientRule,
     binarize,
+    canonical,
+    class_for_name,
     discover_dataset,
+    group_patients,
     load_images,
+    near_duplicate_pairs,
     parse_class_aliases,
+    resolve_patients,
     split_dataset,
 )
 from mlcore.core.preprocessing import PreprocessingSpec
-from tests.mlcore.synthetic import write_dataset
+from tests.mlcore.synthetic import synthetic_image, write_dataset
+from tests.pacs.dicom import radiograph_dicom
 
 SPEC = PreprocessingSpec(image_size=75)
 
@@ -72,7 +83,6 @@ def test_custom_class_mapping(tmp_path):
     with pytest.raises(DatasetError, match=r"Unknown class folder '(Negatives|Positives)'"):
         discover_dataset(tmp_path)  # not a default name
     aliases = parse_class_aliases("COVID=Positives;NORMAL=Negatives")
-    assert set(aliases) == {"COVID", "NORMAL"}
     assert "Positives" in aliases["COVID"]
     assert "Negatives" in aliases["NORMAL"]
     dataset = discover_dataset(tmp_path, class_aliases=aliases)
@@ -85,14 +95,79 @@ def test_parse_class_aliases_forms():
     assert parse_class_aliases(None) == DEFAULT_CLASS_ALIASES
     assert parse_class_aliases("") == DEFAULT_CLASS_ALIASES
     aliases = parse_class_aliases(" covid = Chest_COVID, covid ; NORMAL=Non-COVID ;")
-    assert set(aliases) == {"COVID", "NORMAL"}
+    assert set(aliases) == {"COVID", "OTHER_PNEUMONIA", "NORMAL"}  # the classes not named keep their spellings
     assert {"Chest_COVID", "covid"} <= set(aliases["COVID"])
+    assert aliases["OTHER_PNEUMONIA"] == DEFAULT_CLASS_ALIASES["OTHER_PNEUMONIA"]
     with pytest.raises(DatasetError, match="CLASS=folder"):
         parse_class_aliases("COVID")
-    with pytest.raises(DatasetError, match="exactly two"):
-        parse_class_aliases("COVID=a")
-    with pytest.raises(DatasetError, match="exactly two"):
-        parse_class_aliases("A=a;B=b;C=c")
+    with pytest.raises(DatasetError, match="names no folder"):
+        parse_class_aliases("COVID=")
+
+
+def test_a_mapping_names_one_class_or_all_three_by_any_spelling():
+    one = parse_class_aliases("pneumonia=Pneumonie")
+    assert "Pneumonie" in one["OTHER_PNEUMONIA"]
+    three = parse_class_aliases("COVID=a;Other pneumonia=b;healthy=c")
+    assert ("a", "b", "c") == (three["COVID"][-1], three["OTHER_PNEUMONIA"][-1], three["NORMAL"][-1])
+
+
+def test_a_mapping_of_an_unknown_class_is_refused():
+    with pytest.raises(DatasetError, match=r"Unknown class 'LUNG_OPACITY'.*COVID, OTHER_PNEUMONIA, NORMAL"):
+        parse_class_aliases("COVID=a;LUNG_OPACITY=b")
+
+
+def test_a_mapping_takes_a_spelling_away_from_another_class():
+    aliases = parse_class_aliases("NORMAL=negative,positive")
+    assert "positive" not in aliases["COVID"]
+    assert "positive" in aliases["NORMAL"]
+    assert class_for_name("Positive", aliases) == "NORMAL"
+    with pytest.raises(DatasetError, match="cannot mean"):
+        parse_class_aliases("COVID=Normal")
+
+
+def test_default_spellings_are_unambiguous():
+    seen = {}
+    for class_name, names in DEFAULT_CLASS_ALIASES.items():
+        for name in (class_name, *names):
+            assert seen.setdefault(canonical(name), class_name) == class_name, name
+
+
+@pytest.mark.parametrize(
+    ("folder", "class_name"),
+    [
+        ("Viral Pneumonia", "OTHER_PNEUMONIA"),
+        ("bacterial_pneumonia", "OTHER_PNEUMONIA"),
+        ("PNEUMONIA", "OTHER_PNEUMONIA"),
+        ("Non-COVID pneumonia", "OTHER_PNEUMONIA"),
+        ("No_Finding", "NORMAL"),
+        ("Healthy", "NORMAL"),
+        ("COVID-19", "COVID"),
+    ],
+)
+def test_usual_spellings_of_the_three_classes(folder, class_name):
+    assert class_for_name(folder, DEFAULT_CLASS_ALIASES) == class_name
+
+
+def test_three_class_folders_in_sorted_order(tmp_path):
+    folders = {"COVID": "covid", "OTHER_PNEUMONIA": "Viral Pneumonia", "NORMAL": "normal"}
+    write_dataset(tmp_path, per_class=3, patients_per_class=3, folders=folders)
+    dataset = discover_dataset(tmp_path)
+    assert dataset.class_names == ["COVID", "NORMAL", "OTHER_PNEUMONIA"]  # sorted: two-class versions' order
+    assert dataset.counts() == {"COVID": 3, "NORMAL": 3, "OTHER_PNEUMONIA": 3}
+
+
+def test_any_two_classes_make_a_dataset(tmp_path):
+    write_dataset(
+        tmp_path, per_class=2, patients_per_class=2, folders={"COVID": "COVID", "OTHER_PNEUMONIA": "pneumonia"}
+    )
+    assert discover_dataset(tmp_path).class_names == ["COVID", "OTHER_PNEUMONIA"]
+
+
+def test_a_folder_of_one_class_is_refused_for_training_and_accepted_for_evaluation(tmp_path):
+    write_dataset(tmp_path, per_class=2, patients_per_class=2, folders={"OTHER_PNEUMONIA": "OTHER_PNEUMONIA"})
+    with pytest.raises(DatasetError, match=r"Only 1 class \(OTHER_PNEUMONIA\).*at least 2"):
+        discover_dataset(tmp_path)
+    assert discover_dataset(tmp_path, min_classes=1).class_names == ["OTHER_PNEUMONIA"]
 
 
 def test_unknown_class_folder_is_named_in_the_error(tmp_path):
@@ -327,3 +402,180 @@ def test_binarize_with_other_class_names():
 def test_binarize_of_a_single_class_batch_still_has_two_columns():
     np.testing.assert_array_equal(binarize(["NORMAL", "NORMAL"], ["COVID", "NORMAL"]), [[0, 1], [0, 1]])
     np.testing.assert_array_equal(binarize(["COVID"], ["COVID", "NORMAL"]), [[1, 0]])
+
+
+def test_binarize_keeps_the_order_it_is_given():
+    encoded = binarize(["OTHER_PNEUMONIA", "COVID", "NORMAL"], ["COVID", "OTHER_PNEUMONIA", "NORMAL"])
+    np.testing.assert_array_equal(encoded, [[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+
+
+def test_too_few_patients_names_the_class():
+    labels = ["COVID"] * 20 + ["NORMAL"] * 20
+    patient_ids = [f"c{i}" for i in range(20)] + ["n1"] * 20
+    with pytest.raises(DatasetError, match="class NORMAL has too few patients"):
+        split_dataset(labels, patient_ids)
+
+
+# --- several folders ------------------------------------------------------------------------------
+
+
+def _manifest(root, rows):
+    with (root / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "patient_id", "source"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _pneumonia_folder(root, patients, source="nih"):
+    """OTHER_PNEUMONIA images only, one per listed patient id."""
+    (root / "OTHER_PNEUMONIA").mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    rows = []
+    for n, patient in enumerate(patients):
+        name = f"OTHER_PNEUMONIA/p{n}.png"
+        Image.fromarray((synthetic_image("NORMAL", rng) * 255).astype(np.uint8)).save(root / name)
+        rows.append({"path": name, "label": "OTHER_PNEUMONIA", "patient_id": patient, "source": source})
+    _manifest(root, rows)
+    return root
+
+
+def test_several_folders_are_merged(tmp_path):
+    first = write_dataset(tmp_path / "dev", per_class=4, patients_per_class=2, sources=("nih",))
+    second = _pneumonia_folder(tmp_path / "other", ["x1", "x2", "x3"])
+    dataset = discover_dataset([first, second])
+    assert dataset.class_names == ["COVID", "NORMAL", "OTHER_PNEUMONIA"]
+    assert dataset.counts() == {"COVID": 4, "NORMAL": 4, "OTHER_PNEUMONIA": 3}
+    assert dataset.roots == [first, second]
+    assert dataset.location == f"{first} + {second}"
+    assert {item.folder for item in dataset.items if item.label == "OTHER_PNEUMONIA"} == {second}
+
+
+def test_one_source_and_patient_id_in_two_folders_is_one_patient(tmp_path):
+    first = write_dataset(tmp_path / "dev", per_class=4, patients_per_class=2, sources=("nih",))
+    second = _pneumonia_folder(tmp_path / "other", ["N000", "x2"])  # nih patient N000 has NORMAL images in dev
+    dataset = discover_dataset([first, second])
+    ids = {(item.label, item.path.name): item.patient_id for item in dataset.items}
+    assert ids[("OTHER_PNEUMONIA", "p0.png")] == ids[("NORMAL", "normal_000.png")] == "nih/N000"
+    assert ids[("OTHER_PNEUMONIA", "p1.png")] == "nih/x2"
+
+
+def test_the_same_id_without_a_source_stays_apart_across_folders(tmp_path):
+    first = write_dataset(tmp_path / "dev", per_class=4, patients_per_class=2, sources=("",))
+    second = _pneumonia_folder(tmp_path / "other", ["N000"], source="")
+    dataset = discover_dataset([first, second])
+    pneumonia = next(item for item in dataset.items if item.label == "OTHER_PNEUMONIA")
+    normal = next(item for item in dataset.items if item.path.name == "normal_000.png")
+    assert pneumonia.patient_id != normal.patient_id
+    assert pneumonia.patient_id.endswith("other/N000")
+    assert normal.patient_id.endswith("dev/N000")
+
+
+def test_a_single_folder_keeps_its_patient_ids_as_they_were(tmp_path):
+    write_dataset(tmp_path, per_class=4, patients_per_class=2)
+    assert {item.patient_id for item in discover_dataset(tmp_path).items} == {"C000", "C001", "N000", "N001"}
+
+
+def test_a_folder_given_twice_is_refused(tmp_path):
+    write_dataset(tmp_path, per_class=2, patients_per_class=2)
+    with pytest.raises(DatasetError, match="given twice"):
+        discover_dataset([tmp_path, tmp_path / "."])
+
+
+# --- patients -------------------------------------------------------------------------------------
+
+
+def test_images_without_patient_ids_are_refused_unless_allowed(tmp_path):
+    write_dataset(tmp_path, per_class=3, patients_per_class=3, manifest=False)
+    dataset = discover_dataset(tmp_path)
+    with pytest.raises(DatasetError, match=r"6 of 6 images have no patient id.*--allow-unknown-patients"):
+        resolve_patients(dataset, PatientRule())
+    allowed = resolve_patients(dataset, PatientRule(allow_unknown=True))
+    groups = group_patients(allowed.items, rule=PatientRule(allow_unknown=True))
+    assert groups.keys == [None] * 6
+    assert groups.summary["unknown_patients"] == 6
+
+
+def test_a_dicoms_patient_id_stands_in_for_a_missing_manifest_row(tmp_path):
+    write_dataset(tmp_path, per_class=3, patients_per_class=3)
+    (tmp_path / "COVID" / "a.dcm").write_bytes(radiograph_dicom(patient_id="MRN-7", seed=1))
+    (tmp_path / "COVID" / "b.dcm").write_bytes(radiograph_dicom(patient_id="MRN-7", seed=2))
+    (tmp_path / "NORMAL" / "c.dcm").write_bytes(radiograph_dicom(patient_id="", seed=3))
+    rule = PatientRule(allow_unknown=True)
+    dataset = resolve_patients(discover_dataset(tmp_path), rule)
+    by_name = {item.path.name: item for item in dataset.items}
+    assert by_name["a.dcm"].patient_id == by_name["b.dcm"].patient_id
+    assert by_name["a.dcm"].patient_origin == "dicom"
+    assert by_name["c.dcm"].patient_id is None  # an empty PatientID is no patient id
+    assert by_name["covid_000.png"].patient_id == "C000"
+    summary = group_patients(dataset.items, rule=rule).summary
+    assert (summary["patient_ids_from_dicom"], summary["unknown_patients"]) == (2, 1)
+
+
+def test_the_legacy_rule_leaves_patients_as_versions_before_it_had_them(tmp_path):
+    write_dataset(tmp_path, per_class=3, patients_per_class=3, manifest=False)
+    (tmp_path / "COVID" / "a.dcm").write_bytes(radiograph_dicom(patient_id="MRN-7"))
+    dataset = resolve_patients(discover_dataset(tmp_path), LEGACY_PATIENT_RULE)
+    images = np.zeros((len(dataset.items), 75, 75, 3), np.float32)  # identical images: not looked at
+    assert group_patients(dataset.items, rule=LEGACY_PATIENT_RULE, images=images).keys == [None] * 7
+
+
+def test_a_stored_version_is_split_by_the_rule_it_recorded():
+    assert PatientRule.recorded({}) == LEGACY_PATIENT_RULE
+    assert PatientRule.recorded(None) == LEGACY_PATIENT_RULE
+    rule = PatientRule(allow_unknown=True, duplicate_distance=4)
+    assert PatientRule.recorded({"patients": rule.as_dict()}) == rule
+
+
+# --- near-duplicates ------------------------------------------------------------------------------
+
+
+def test_near_duplicate_pairs_by_hamming_distance():
+    hashes = np.array([0b0, 0b11, 0b1111, 2**63 + 2**62 + 2**61 + 1], dtype=np.uint64)
+    assert near_duplicate_pairs(hashes, 2) == [(0, 1), (1, 2)]
+    assert near_duplicate_pairs(hashes, 1) == []
+    assert near_duplicate_pairs(hashes, 2, chunk=1) == [(0, 1), (1, 2)]
+
+
+def test_copies_of_an_image_under_other_patients_land_in_one_split(tmp_path):
+    write_dataset(tmp_path, per_class=24, patients_per_class=12)
+    copies = []
+    for n in range(3):  # the same COVID image re-encoded as JPEG and listed under three other patients
+        name = f"COVID/copy_{n}.jpg"
+        Image.open(tmp_path / "COVID" / "covid_000.png").save(tmp_path / name, quality=80 + 5 * n)
+        copies.append({"path": name, "label": "COVID", "patient_id": f"other-{n}", "source": "site-a"})
+    with (tmp_path / "manifest.csv").open("a", newline="") as handle:
+        csv.DictWriter(handle, fieldnames=["path", "label", "patient_id", "source"]).writerows(copies)
+    dataset = discover_dataset(tmp_path)
+    images, items, _ = load_images(dataset.items, SPEC)
+    rule = PatientRule()
+    groups = group_patients(items, rule=rule, images=images)
+
+    names = [item.path.name for item in items]
+    joined = {groups.keys[names.index(name)] for name in ("covid_000.png", "copy_0.jpg", "copy_1.jpg", "copy_2.jpg")}
+    assert len(joined) == 1
+    assert groups.keys[names.index("covid_012.png")] == joined.pop()  # C000's other image comes along
+    assert groups.summary["duplicate_groups_joined"] == 1
+    assert groups.summary["patients_in_joined_groups"] == 4
+    assert groups.summary["joined_groups_with_two_labels"] == 0
+    unjoined = [key for key, item in zip(groups.keys, items, strict=True) if item.label == "NORMAL"]
+    assert unjoined == [item.patient_id for item in items if item.label == "NORMAL"]
+
+    for seed in range(5):
+        split = split_dataset([item.label for item in items], groups.keys, seed=seed)
+        homes = {name for name, part in split.as_dict().items() for i in part if names[i].startswith("cop")}
+        assert len(homes) == 1
+    assert (
+        group_patients(items, rule=PatientRule(duplicate_distance=None), images=images).summary.get(
+            "duplicate_groups_joined"
+        )
+        is None
+    )
+
+
+def test_distinct_generated_images_are_not_joined(tmp_path):
+    write_dataset(tmp_path, per_class=24, patients_per_class=12)
+    dataset = discover_dataset(tmp_path)
+    images, items, _ = load_images(dataset.items, SPEC)
+    groups = group_patients(items, rule=PatientRule(), images=images)
+    assert groups.summary["duplicate_groups_joined"] == 0
+    assert groups.keys == [item.patient_id for item in items]

@@ -231,6 +231,10 @@ def test_evaluate_model_stores_an_external_evaluation(trained, tmp_path):
         (lambda root: write_dataset(root, per_class=2, patients_per_class=2), {}, "Too few images"),
         (lambda root: write_dataset(root), {"weights": "/nonexistent/weights.h5"}, "does not exist"),
         (lambda root: write_dataset(root), {"classes": "COVID"}, "CLASS=folder"),
+        (lambda root: write_dataset(root), {"classes": "COVID=a;CATS=b"}, "Unknown class 'CATS'"),
+        (lambda root: write_dataset(root, folders={"COVID": "COVID"}), {}, r"Only 1 class \(COVID\)"),
+        (lambda root: write_dataset(root), {"positive_class": "OTHER_PNEUMONIA"}, "is not a class of this dataset"),
+        (lambda root: write_dataset(root, manifest=False), {}, "no patient id.*--allow-unknown-patients"),
     ],
 )
 def test_bad_input_exits_with_a_clear_message_and_stores_nothing(tmp_path, prepare, options, message):
@@ -241,6 +245,26 @@ def test_bad_input_exits_with_a_clear_message_and_stores_nothing(tmp_path, prepa
 
     assert not ModelVersion.objects.exists()
     assert model_version_active() is None
+
+
+def test_three_classes_from_two_folders_train_one_version(tmp_path):
+    first = write_dataset(tmp_path / "dev", per_class=18, patients_per_class=9, sources=("site-a",))
+    second = write_dataset(
+        tmp_path / "other", per_class=18, patients_per_class=9, folders={"OTHER_PNEUMONIA": "pneumonia"}, seed=1
+    )
+    out = io.StringIO()
+    call_command("train_model", "--data", str(first), "--data", str(second), "--name", "three", stdout=out, **FAST)
+
+    version = ModelVersion.objects.get(name="three")
+    assert version.status == ModelVersion.Status.SUCCEEDED
+    assert version.class_names == ["COVID", "NORMAL", "OTHER_PNEUMONIA"]
+    assert version.hyperparameters["model"]["num_classes"] == 3
+    assert version.hyperparameters["patients"]["duplicate_distance"] is not None
+    summary = version.dataset_summary
+    assert summary["roots"] == [str(first), str(second)]
+    assert set(summary["per_folder"]) == {str(first), str(second)}
+    assert summary["patients"]["unknown_patients"] == 0
+    assert summary["patients"]["duplicate_groups_joined"] == 0
 
 
 def test_a_weights_file_that_does_not_fit_fails_the_version_and_keeps_the_active_one(dataset, tmp_path):
@@ -261,7 +285,7 @@ def test_a_weights_file_that_does_not_fit_fails_the_version_and_keeps_the_active
 def test_a_corrupt_image_is_skipped_and_listed(dataset):
     (dataset / "COVID" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
 
-    train(dataset, name="with-broken", epochs=1)
+    train(dataset, name="with-broken", epochs=1, allow_unknown_patients=True)  # broken.png has no manifest row
 
     skipped = ModelVersion.objects.get(name="with-broken").dataset_summary["skipped"]
     assert [entry["path"] for entry in skipped] == ["COVID/broken.png"]

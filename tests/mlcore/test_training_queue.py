@@ -31,6 +31,14 @@ def test_queued_arguments_reproduce_the_chosen_options():
     assert vars(parser.parse_args(arguments)) == opts | {"queue": False}
 
 
+def test_queued_arguments_repeat_every_data_folder():
+    parser = TrainModel().create_parser("manage.py", "train_model")
+    given = ["--data", "/a", "--data", "/b", "--allow-unknown-patients", "--duplicate-distance", "-1"]
+    opts = vars(parser.parse_args(given))
+
+    assert _arguments(parser, opts) == given
+
+
 def test_a_long_training_run_does_not_delay_diagnoses(tmp_path, make_version, doctor):
     make_version()
     purge_broker()

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from mlcore.core.dataset import DatasetError, parse_class_aliases
+from mlcore.core.dataset import DatasetError, data_folders, parse_class_aliases
 from mlcore.management.versions import VersionCommand
 from mlcore.models import Evaluation
 from mlcore.reporting import metrics_lines, refusal_lines
@@ -15,7 +15,12 @@ class Command(VersionCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--data", required=True, help="Folder with one sub-folder per class.")
+        parser.add_argument(
+            "--data",
+            action="append",
+            required=True,
+            help="Folder with one sub-folder per class (any of the version's classes); repeat to merge several.",
+        )
         parser.add_argument("--classes", help="Map folders to classes: 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
         parser.add_argument(
             "--refusals",
@@ -32,12 +37,15 @@ class Command(VersionCommand):
     def handle(self, *args, **opts):
         version = self.model_version(opts["version"])
         if opts["refusals"]:
-            self._refusals(version, opts["data"])
+            folders = [opts["data"]] if isinstance(opts["data"], str) else opts["data"]
+            if len(folders) > 1:
+                raise CommandError("--refusals takes one folder (--data once).")
+            self._refusals(version, folders[0])
             return
         try:
             evaluation = evaluation_create_external(
                 version=version,
-                data_dir=opts["data"],
+                data_dir=data_folders(opts["data"]),
                 kind=Evaluation.Kind.LOCAL if opts["local"] else Evaluation.Kind.EXTERNAL,
                 class_aliases=parse_class_aliases(opts["classes"]),
                 log=self.stdout.write,

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from mlcore.core.dataset import DatasetError, parse_class_aliases
+from mlcore.core.dataset import DatasetError, data_folders, parse_class_aliases
 from mlcore.core.gate import DEFAULT_QUANTILE
 from mlcore.management.versions import VersionCommand
 from mlcore.reporting import refusal_lines, view_check_line
@@ -18,7 +18,12 @@ class Command(VersionCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.add_argument("--data", required=True, help="The folder the version was trained on.")
+        parser.add_argument(
+            "--data",
+            action="append",
+            required=True,
+            help="A folder the version was trained on; repeat --data as train_model took it.",
+        )
         parser.add_argument("--classes", help="Map folders to classes, as train_model took them.")
         parser.add_argument("--gate-quantile", type=float, default=DEFAULT_QUANTILE)
         parser.add_argument(
@@ -32,7 +37,7 @@ class Command(VersionCommand):
         try:
             version = model_version_gate_refit(
                 version=version,
-                data_dir=opts["data"],
+                data_dir=data_folders(opts["data"]),
                 quantile=opts["gate_quantile"],
                 refuse_examples=opts["refuse_examples"],
                 class_aliases=parse_class_aliases(opts["classes"]),

@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from mlcore.core.calibration import BAND_MAX_ERROR
-from mlcore.core.dataset import DatasetError, parse_class_aliases
+from mlcore.core.classes import DEFAULT_POSITIVE_CLASS
+from mlcore.core.dataset import DUPLICATE_DISTANCE, DatasetError, PatientRule, data_folders, parse_class_aliases
 from mlcore.core.gate import DEFAULT_QUANTILE
 from mlcore.core.model import ModelConfig, WeightsError
 from mlcore.core.pipeline import RunOptions
@@ -22,9 +23,30 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         data = parser.add_argument_group("data")
-        data.add_argument("--data", required=True, help="Folder with one sub-folder per class.")
-        data.add_argument("--classes", help="Map folders to classes: 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
-        data.add_argument("--positive-class", default="COVID")
+        data.add_argument(
+            "--data",
+            action="append",
+            required=True,
+            help="Folder with one sub-folder per class (COVID, OTHER_PNEUMONIA, NORMAL: at least two in all); "
+            "repeat to merge several folders.",
+        )
+        data.add_argument(
+            "--classes", help="More folder names for classes: 'COVID=Positives;OTHER_PNEUMONIA=Pneumonie'."
+        )
+        data.add_argument("--positive-class", default=DEFAULT_POSITIVE_CLASS)
+        data.add_argument(
+            "--allow-unknown-patients",
+            action="store_true",
+            help="Train on images without a patient id in manifest.csv: a DICOM's PatientID stands in, "
+            "every other such image is its own patient (and the run counts them).",
+        )
+        data.add_argument(
+            "--duplicate-distance",
+            type=int,
+            default=DUPLICATE_DISTANCE,
+            help="Images whose 64-bit perceptual hashes differ in at most this many bits join one patient's "
+            "split; -1 turns the check off.",
+        )
         data.add_argument("--image-size", type=int, default=224, help="Square input size (>= 75).")
         data.add_argument("--validation-fraction", type=float, default=0.15)
         data.add_argument("--test-fraction", type=float, default=0.15)
@@ -133,12 +155,16 @@ class Command(BaseCommand):
                 test_fraction=opts["test_fraction"],
                 positive_class=opts["positive_class"],
                 class_aliases=parse_class_aliases(opts["classes"]),
+                patients=PatientRule(
+                    allow_unknown=opts["allow_unknown_patients"],
+                    duplicate_distance=opts["duplicate_distance"] if opts["duplicate_distance"] >= 0 else None,
+                ),
                 gate_quantile=opts["gate_quantile"],
                 band_max_error=opts["band_max_error"],
                 refuse_examples=opts["refuse_examples"],
             )
             version = model_version_train(
-                data_dir=opts["data"],
+                data_dir=data_folders(opts["data"]),
                 options=options,
                 name=opts["name"],
                 command=self._command_line(opts),
@@ -200,7 +226,12 @@ def _arguments(parser, opts) -> list[str]:
         if value == action.default or value is None:
             continue
         flag = action.option_strings[-1]
-        arguments += [flag] if value is True else [flag, str(value)]
+        if value is True:
+            arguments.append(flag)
+        elif isinstance(value, list):
+            arguments += [part for item in value for part in (flag, str(item))]
+        else:
+            arguments += [flag, str(value)]
     return arguments
 
 
