@@ -63,8 +63,8 @@ def parse_class_aliases(text: str | None) -> dict[str, tuple[str, ...]]:
             raise DatasetError(f"Class mapping {part!r} needs the form CLASS=folder1,folder2.")
         name, folders = part.split("=", 1)
         aliases[name.strip().upper()] = (name.strip(), *(f.strip() for f in folders.split(",") if f.strip()))
-    if len(aliases) != 2:
-        raise DatasetError("Give exactly two classes, for example 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
+    if len(aliases) < 2:
+        raise DatasetError("Give at least two classes, for example 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
     return aliases
 
 

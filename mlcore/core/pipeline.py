@@ -6,7 +6,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +144,7 @@ def train_from_folder(
     )
 
     pretrained = options.model.weights != "none"
-    parts = build_network(options.model)
+    parts = build_network(replace(options.model, num_classes=len(dataset.class_names)))
     if pretrained:
         parts.base.trainable = False
     work_dir.mkdir(parents=True, exist_ok=True)
