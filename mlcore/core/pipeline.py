@@ -39,7 +39,7 @@ from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.reliability import fit_reliability, reliability_figures
-from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
+from mlcore.core.training import TrainingConfig, TrainingOutcome, seed_everything, train_network
 
 MODEL_FILENAME = "model.keras"
 SAMPLES_PER_CLASS = 40
@@ -144,6 +144,7 @@ def train_from_folder(
     )
 
     pretrained = options.model.weights != "none"
+    seed_everything(options.training.seed)  # before building: the seed fixes the initial weights
     parts = build_network(replace(options.model, num_classes=len(dataset.class_names)))
     if pretrained:
         parts.base.trainable = False
@@ -158,6 +159,8 @@ def train_from_folder(
         pretrained=pretrained,
         black=options.preprocessing.black,
         value_range=(options.preprocessing.black, 1.0),
+        positive_index=positive_index,
+        sources=[items[i].source for i in split.train],
         verbose=verbose,
         log=log,
     )
