@@ -25,7 +25,9 @@ class Command(BaseCommand):
         data.add_argument("--data", required=True, help="Folder with one sub-folder per class.")
         data.add_argument("--classes", help="Map folders to classes: 'COVID=Chest_COVID;NORMAL=Non-COVID'.")
         data.add_argument("--positive-class", default="COVID")
-        data.add_argument("--image-size", type=int, default=224, help="Square input size (>= 75).")
+        data.add_argument(
+            "--image-size", type=int, default=128, help="Square input size (>= 75); 128 trains in < 30 min on 2 cores."
+        )
         data.add_argument("--validation-fraction", type=float, default=0.15)
         data.add_argument("--test-fraction", type=float, default=0.15)
         model = parser.add_argument_group("model")
@@ -44,7 +46,7 @@ class Command(BaseCommand):
             help="BatchNorm momentum (Keras' 0.99 does not settle on small data); 0 keeps Keras' value.",
         )
         training = parser.add_argument_group("training")
-        training.add_argument("--epochs", type=int, default=20)
+        training.add_argument("--epochs", type=int, default=12)
         training.add_argument("--batch-size", type=int, default=32)
         training.add_argument("--learning-rate", type=float, default=1e-3)
         training.add_argument("--optimizer", choices=["adam", "adamw"], default="adam")
