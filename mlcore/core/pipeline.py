@@ -45,7 +45,7 @@ from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.reliability import fit_reliability, reliability_figures
-from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
+from mlcore.core.training import TrainingConfig, TrainingOutcome, seed_everything, train_network
 
 DataFolders = str | Path | Sequence[str | Path]  # one --data folder or several
 MODEL_FILENAME = "model.keras"
@@ -174,7 +174,8 @@ def train_from_folder(
     )
 
     pretrained = options.model.weights != "none"
-    parts = build_network(options.model)
+    seed_everything(options.training.seed)  # before building: the seed fixes the initial weights
+    parts = build_network(replace(options.model, num_classes=len(dataset.class_names)))
     if pretrained:
         parts.base.trainable = False
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +189,8 @@ def train_from_folder(
         pretrained=pretrained,
         black=options.preprocessing.black,
         value_range=(options.preprocessing.black, 1.0),
+        positive_index=positive_index,
+        sources=[items[i].source for i in split.train],
         verbose=verbose,
         log=log,
     )

@@ -17,14 +17,30 @@ from mlcore.core.model import NetworkParts, fine_tune_layers
 @dataclass(frozen=True)
 class AugmentationConfig:
     horizontal_flip: bool = True
-    vertical_flip: bool = True
+    vertical_flip: bool = False  # films are not taken upside down; opt in with --vflip
     rotation_degrees: float = 15.0
-    zoom: float = 0.0
+    zoom: float = 0.0  # zoom in or out by up to this share: random resized crops
+    shift: float = 0.0  # translate by up to this share of the side
     contrast: float = 0.0
+    gamma: float = 0.0  # gamma drawn from [1/(1+g), 1+g] on a log scale
+    blur_sigma: float = 0.0  # Gaussian blur up to this sigma (pixels)
+    noise: float = 0.0  # Gaussian noise standard deviation (in the input's value range)
 
     @property
     def enabled(self) -> bool:
-        return any([self.horizontal_flip, self.vertical_flip, self.rotation_degrees, self.zoom, self.contrast])
+        return any(
+            [
+                self.horizontal_flip,
+                self.vertical_flip,
+                self.rotation_degrees,
+                self.zoom,
+                self.shift,
+                self.contrast,
+                self.gamma,
+                self.blur_sigma,
+                self.noise,
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -33,12 +49,17 @@ class TrainingConfig:
     fine_tune_epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
+    optimizer: str = "adam"  # "adam" or "adamw"
+    weight_decay: float = 1e-4  # AdamW only
+    schedule: str = "constant"  # "constant" or "cosine" (linear warm-up, then cosine decay to zero)
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    balance: str = "class"  # sample weights: "class", "source" (each source/class cell equally) or "none"
     fine_tune_learning_rate: float = 1e-5
     fine_tune_blocks: int = 0
     patience: int = 5
     min_epochs: int = 5  # no early stop before this: from scratch, BatchNorm statistics settle first
     monitor: str = "val_auc"
-    class_weights: bool = True
     cache_features: bool = True
     seed: int = 42
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -61,34 +82,124 @@ class TrainingOutcome:
         return self.images_seen / self.wall_time_seconds if self.wall_time_seconds else 0.0
 
 
+def layer_seeds(seed: int, count: int) -> list[int]:
+    """Independent seeds for ``count`` random layers, derived from the run's seed.
+
+    One seed shared by every layer makes their draws identical (flipped exactly when rotated left).
+    """
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
+
+
 def augmentation_layers(config: AugmentationConfig, *, black: float, value_range, seed: int):
-    """Keras preprocessing layers; they act only in training (``training=True``)."""
+    """Keras preprocessing layers, each with a seed of its own; they act only in training (``training=True``)."""
     import keras
 
-    layers = []
-    modes = [m for m, on in (("horizontal", config.horizontal_flip), ("vertical", config.vertical_flip)) if on]
-    if modes:
-        layers.append(keras.layers.RandomFlip("_and_".join(modes), seed=seed))
+    makers = []
+    if config.horizontal_flip:
+        makers.append(lambda s: keras.layers.RandomFlip("horizontal", seed=s, name="flip_horizontal"))
+    if config.vertical_flip:
+        makers.append(lambda s: keras.layers.RandomFlip("vertical", seed=s, name="flip_vertical"))
     if config.rotation_degrees:
-        layers.append(
-            keras.layers.RandomRotation(
-                config.rotation_degrees / 360.0, fill_mode="constant", fill_value=black, seed=seed
+        makers.append(
+            lambda s: keras.layers.RandomRotation(
+                config.rotation_degrees / 360.0, fill_mode="constant", fill_value=black, seed=s, name="rotation"
             )
         )
     if config.zoom:
-        layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", fill_value=black, seed=seed))
+        makers.append(
+            lambda s: keras.layers.RandomZoom(config.zoom, fill_mode="constant", fill_value=black, seed=s, name="zoom")
+        )
+    if config.shift:
+        makers.append(
+            lambda s: keras.layers.RandomTranslation(
+                config.shift, config.shift, fill_mode="constant", fill_value=black, seed=s, name="shift"
+            )
+        )
     if config.contrast:
-        layers.append(keras.layers.RandomContrast(config.contrast, value_range=value_range, seed=seed))
-    return keras.Sequential(layers, name="augmentation") if layers else None
+        makers.append(
+            lambda s: keras.layers.RandomContrast(config.contrast, value_range=value_range, seed=s, name="contrast")
+        )
+    if config.gamma:
+        makers.append(lambda s: random_gamma_layer(config.gamma, value_range=value_range, seed=s))
+    if config.blur_sigma:
+        makers.append(
+            lambda s: keras.layers.RandomGaussianBlur(
+                1.0, kernel_size=3, sigma=config.blur_sigma, value_range=value_range, seed=s, name="blur"
+            )
+        )
+    if config.noise:
+        makers.append(lambda s: keras.layers.GaussianNoise(config.noise, seed=s, name="noise"))
+    if not makers:
+        return None
+    return keras.Sequential(
+        [make(s) for make, s in zip(makers, layer_seeds(seed, len(makers)), strict=True)], name="augmentation"
+    )
 
 
-def class_weight_for(y_onehot: np.ndarray) -> dict[int, float]:
-    from sklearn.utils.class_weight import compute_class_weight
+def random_gamma_layer(gamma: float, *, value_range, seed: int):
+    """Per-image gamma in [1/(1+g), 1+g] (log-uniform), applied on the [0, 1] scale of ``value_range``."""
+    import keras
+    from keras import ops
 
+    low, high = value_range
+
+    class RandomGamma(keras.layers.Layer):
+        def __init__(self):
+            super().__init__(name="gamma")
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=True):
+            if not training:
+                return images
+            limit = float(np.log1p(gamma))
+            exponent = ops.exp(
+                keras.random.uniform((ops.shape(images)[0], 1, 1, 1), -limit, limit, seed=self.generator)
+            )
+            unit = ops.clip((images - low) / (high - low), 0.0, 1.0)
+            return low + (high - low) * ops.power(unit, exponent)
+
+    return RandomGamma()
+
+
+def sample_weights(y_onehot: np.ndarray, *, balance: str, sources: list[str | None] | None = None) -> np.ndarray:
+    """Per-image weights with mean 1: each class counts equally ("class"), or each source/class cell does
+    ("source": a source that only has one class no longer dominates that class), or all images alike."""
     labels = y_onehot.argmax(axis=1)
-    classes = np.arange(y_onehot.shape[1])
-    weights = compute_class_weight("balanced", classes=classes, y=labels)
-    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
+    if balance == "none":
+        return np.ones(len(labels), dtype=np.float32)
+    if balance == "class":
+        cells = labels.astype(str)
+    elif balance == "source":
+        sources = sources if sources is not None else [None] * len(labels)
+        cells = np.array([f"{source or ''}|{label}" for source, label in zip(sources, labels, strict=True)])
+    else:
+        raise ValueError(f"Unknown balance {balance!r}: use 'class', 'source' or 'none'.")
+    names, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
+    weights = len(labels) / (len(names) * counts[inverse])
+    if balance == "source":
+        weights = np.minimum(weights, SOURCE_WEIGHT_CAP * np.median(weights))  # a cell of two images is not 50x
+    return (weights / weights.mean()).astype(np.float32)
+
+
+SOURCE_WEIGHT_CAP = 5.0
+
+
+def positive_class_auc(positive_index: int, name: str = "auc"):
+    """ROC AUC of one class's own column (one-vs-rest); Keras' AUC on all columns pools them."""
+    import keras
+
+    class PositiveClassAUC(keras.metrics.AUC):
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            return super().update_state(y_true[:, positive_index], y_pred[:, positive_index], sample_weight)
+
+    return PositiveClassAUC(name=name)
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and the backend's generators; called before the network is built and before training."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
 
 
 class _BestWeights:
@@ -132,17 +243,21 @@ def train_network(
     pretrained: bool,
     black: float,
     value_range: tuple[float, float],
+    positive_index: int = 0,
+    sources: list[str | None] | None = None,
     verbose: int = 1,
     log: Callable[[str], None] = print,
 ) -> TrainingOutcome:
-    """Train in place; afterwards ``parts.model`` holds the best weights seen on validation."""
-    import keras
+    """Train in place; afterwards ``parts.model`` holds the best weights seen on validation.
 
-    keras.utils.set_random_seed(config.seed)
+    ``positive_index`` is the column whose own AUC ("auc", "val_auc") early stopping monitors; ``sources``
+    (one per training image) serve source-balanced sample weights.
+    """
+    seed_everything(config.seed)
     history: dict[str, list] = {}
     phase_seconds: dict[str, float] = {}
     best = _BestWeights(parts.model, config.monitor)
-    class_weight = class_weight_for(y_train) if config.class_weights else None
+    weights = sample_weights(y_train, balance=config.balance, sources=sources)
     augment = augmentation_layers(config.augmentation, black=black, value_range=value_range, seed=config.seed)
     images_seen = 0
     epoch_offset = 0
@@ -162,7 +277,8 @@ def train_network(
             config,
             learning_rate,
             epochs,
-            class_weight,
+            weights,
+            positive_index,
             best,
             epoch_offset,
             verbose,
@@ -261,22 +377,61 @@ def _epoch_clock():
     return EpochClock()
 
 
-def _fit(model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight, best, offset, verbose, *, augment):
+def _optimizer(config: TrainingConfig, learning_rate: float, steps_per_epoch: int, epochs: int):
+    """Adam at a fixed rate (the original recipe), or with linear warm-up and cosine decay; AdamW optionally."""
+    import keras
+
+    rate = learning_rate
+    if config.schedule == "cosine":
+        warmup = min(config.warmup_epochs, max(epochs - 1, 0)) * steps_per_epoch
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=learning_rate / 100 if warmup else learning_rate,
+            decay_steps=max(epochs * steps_per_epoch - warmup, 1),
+            warmup_target=learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif config.schedule != "constant":
+        raise ValueError(f"Unknown schedule {config.schedule!r}: use 'constant' or 'cosine'.")
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=rate)
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}: use 'adam' or 'adamw'.")
+
+
+def _fit(
+    model,
+    x,
+    y,
+    x_val,
+    y_val,
+    config,
+    learning_rate,
+    epochs,
+    weights,
+    positive_index,
+    best,
+    offset,
+    verbose,
+    *,
+    augment,
+):
     import keras
     import tensorflow as tf
 
+    steps_per_epoch = -(-len(x) // config.batch_size)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="categorical_crossentropy",
-        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+        optimizer=_optimizer(config, learning_rate, steps_per_epoch, epochs),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy", positive_class_auc(positive_index)],
     )
     train = (
-        tf.data.Dataset.from_tensor_slices((x, y))
+        tf.data.Dataset.from_tensor_slices((x, y, weights))
         .shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size)
     )
     if augment is not None:
-        train = train.map(lambda images, labels: (augment(images, training=True), labels))
+        train = train.map(lambda images, labels, w: (augment(images, training=True), labels, w))
     train = train.prefetch(tf.data.AUTOTUNE)
     clock = _epoch_clock()
     callbacks = [
@@ -295,7 +450,6 @@ def _fit(model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight,
         validation_data=(x_val, y_val),
         validation_batch_size=config.batch_size,
         epochs=epochs,
-        class_weight=class_weight,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline above already reshuffles every epoch
         verbose=verbose,

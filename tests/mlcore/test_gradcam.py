@@ -1,7 +1,6 @@
 """Grad-CAM cells on their true receptive-field centres, on a fixed scale, on the picture's own aspect
 (mlcore.core.gradcam)."""
 
-
 import numpy as np
 import pytest
 

@@ -23,11 +23,11 @@ pytestmark = [pytest.mark.training, pytest.mark.django_db(transaction=True)]
 
 def test_queued_arguments_reproduce_the_chosen_options():
     parser = TrainModel().create_parser("manage.py", "train_model")
-    opts = vars(parser.parse_args(["--data", "/d", "--epochs", "3", "--no-vflip", "--name", "x y", "--queue"]))
+    opts = vars(parser.parse_args(["--data", "/d", "--epochs", "3", "--vflip", "--name", "x y", "--queue"]))
 
     arguments = _arguments(parser, opts)
 
-    assert arguments == ["--data", "/d", "--epochs", "3", "--no-vflip", "--name", "x y"]
+    assert arguments == ["--data", "/d", "--epochs", "3", "--vflip", "--name", "x y"]
     assert vars(parser.parse_args(arguments)) == opts | {"queue": False}
 
 
