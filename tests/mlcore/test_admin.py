@@ -18,8 +18,8 @@ def version(db) -> ModelVersion:
 
 def add_evaluation(version, kind, *, sources=("a", "a", "b", "b"), data_dir="/data/folder") -> Evaluation:
     metrics = evaluate(
-        y_positive=[1, 0, 1, 0],
-        p_positive=[0.9, 0.1, 0.8, 0.3],
+        labels=["COVID", "NORMAL", "COVID", "NORMAL"],
+        probabilities=[[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]],
         threshold=0.5,
         class_names=["COVID", "NORMAL"],
         positive_class="COVID",
