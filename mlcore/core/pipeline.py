@@ -14,16 +14,18 @@ import numpy as np
 from mlcore.core import plots
 from mlcore.core.calibration import BAND_MAX_ERROR, Band, apply_temperature
 from mlcore.core.dataset import (
+    DEFAULT_CLASS_ALIASES,
     POSITIVE,
     Dataset,
     DatasetError,
     binarize,
+    class_for_name,
     discover_dataset,
     discover_image_folders,
     load_images,
     split_dataset,
 )
-from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, proportion_with_interval
+from mlcore.core.evaluation import THRESHOLD_RULE, call_class, evaluate, proportion_with_interval
 from mlcore.core.gate import (
     DEFAULT_QUANTILE,
     IMAGE_CHECK_UNAVAILABLE,
@@ -39,6 +41,7 @@ from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.reliability import fit_reliability, reliability_figures
+from mlcore.core.shortcuts import shortcut_audit
 from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
 
 MODEL_FILENAME = "model.keras"
@@ -209,12 +212,14 @@ def train_from_folder(
         calibrated = apply_temperature(raw, fitted.temperature)
         y_positive = y[indices][:, positive_index]
         metrics = evaluate(
-            y_positive=y_positive,
-            p_positive=calibrated[:, positive_index],
+            labels=[items[i].label for i in indices],
+            probabilities=calibrated,
             threshold=run.threshold,
             class_names=dataset.class_names,
             positive_class=options.positive_class,
             sources=[items[i].source for i in indices],
+            patient_ids=[items[i].patient_id for i in indices],
+            seed=options.training.seed,
         )
         refused = [not verdict.assessable for verdict in fitted.gate.verdicts(gate_inputs[name])]
         metrics |= reliability_figures(
@@ -228,6 +233,16 @@ def train_from_folder(
         )
         setattr(run, target, metrics)
     run.plots.update(evaluation_plots(run.test_metrics, prefix="test"))
+    run.shortcut_audit = shortcut_audit(
+        images=images,
+        labels=labels,
+        sources=[item.source for item in items],
+        patient_ids=[item.patient_id for item in items],
+        split=split.as_dict(),
+        positive_class=options.positive_class,
+        model_auc=run.test_metrics.get("auc"),
+        seed=options.training.seed,
+    )
     return run
 
 
@@ -303,7 +318,13 @@ def evaluation_plots(metrics: dict, *, prefix: str) -> dict[str, tuple[str, byte
         f"{prefix}_calibration": ("Reliability (calibration)", plots.calibration_png(metrics)),
     }
     if metrics.get("roc"):
-        result[f"{prefix}_roc"] = ("ROC curve", plots.roc_png(metrics))
+        positive = metrics.get("positive_class", "positive")
+        result[f"{prefix}_roc"] = (f"ROC curve ({positive} against the rest)", plots.roc_png(metrics))
+    if metrics.get("per_class"):
+        result[f"{prefix}_called_positive"] = (
+            "Share of each class called positive",
+            plots.called_positive_png(metrics),
+        )
     return result
 
 
@@ -333,21 +354,20 @@ def evaluate_folder(
     Probabilities are the version's calibrated ones; the gate's refusals are counted per class folder.
     """
     started = time.perf_counter()
-    dataset = discover_dataset(data_dir, class_aliases=class_aliases)
-    if sorted(dataset.class_names) != sorted(class_names):
-        raise DatasetError(f"The folder's classes {dataset.class_names} differ from the model's {class_names}.")
+    dataset = discover_dataset(data_dir, class_aliases=_aliases_for_folders(data_dir, class_names, class_aliases))
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
     raw, refused = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
     calibrated = apply_temperature(raw, reliability.temperature)
     y_positive = np.array([1 if item.label == positive_class else 0 for item in items])
     metrics = evaluate(
-        y_positive=y_positive,
-        p_positive=calibrated[:, positive_index],
+        labels=[item.label for item in items],
+        probabilities=calibrated,
         threshold=threshold,
         class_names=class_names,
         positive_class=positive_class,
         sources=[item.source for item in items],
+        patient_ids=[item.patient_id for item in items],
     )
     metrics |= reliability_figures(
         y_positive=y_positive,
@@ -369,6 +389,27 @@ def evaluate_folder(
     )
 
 
+def _aliases_for_folders(data_dir: str | Path, class_names: list[str], class_aliases: dict | None) -> dict:
+    """The class aliases of the model's classes that have a folder in ``data_dir``: a folder may hold any
+    subset of them. A folder of a class the model does not know is refused, naming the model's classes."""
+    aliases = {name: (name, *(class_aliases or DEFAULT_CLASS_ALIASES).get(name, ())) for name in class_names}
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        return aliases  # discover_dataset says what is wrong with it
+    present = {}
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        name = class_for_name(child.name, aliases)
+        if name is None:
+            other = class_for_name(child.name, class_aliases or DEFAULT_CLASS_ALIASES)
+            what = f"class {other}" if other else "a class"
+            raise DatasetError(
+                f"Folder {child.name!r} in {root} holds {what} this model does not know; its classes are "
+                f"{', '.join(class_names)}. Evaluate it with a model trained on that class, or leave the folder out."
+            )
+        present[name] = aliases[name]
+    return present or aliases
+
+
 def evaluate_refusals(
     data_dir: str | Path,
     *,
@@ -388,7 +429,8 @@ def evaluate_refusals(
     images, items, skipped = _load_all(dataset, preprocessing, log=log)
     positive_index = class_names.index(positive_class)
     raw, refused = _read_images(model_path, images, items, positive_index, preprocessing, reliability, batch_size)
-    called_positive = apply_temperature(raw, reliability.temperature)[:, positive_index] >= threshold
+    calibrated = apply_temperature(raw, reliability.temperature)
+    called_positive = call_class(calibrated, class_names, positive_class, threshold) == positive_class
     labels = [item.label for item in items]
     per_folder = {}
     for name in dataset.class_names:
