@@ -10,7 +10,18 @@ from django.utils.safestring import mark_safe
 
 from mlcore.core.evaluation import CONFOUNDED_SOURCE, is_confounded, single_class_sources
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
-from mlcore.reporting import confounding_text, evidence_description, interval, number, view_check_line
+from mlcore.reporting import (
+    called_positive_rows,
+    confounding_text,
+    evidence_description,
+    images_text,
+    interval,
+    number,
+    patient_interval,
+    shortcut_audit_of,
+    shortcut_rows,
+    view_check_line,
+)
 from mlcore.selectors import evaluation_best_evidence, model_version_active
 from mlcore.services import evaluation_kind_set, model_version_activate
 
@@ -29,8 +40,6 @@ def plots_html(plots) -> str:
 
 
 def metrics_table(metrics: dict) -> str:
-    if not metrics:
-        return "—"
     if metrics.get("out_of_distribution"):
         return refusals_table(metrics)
     if "n" not in metrics:  # only what fit_input_gate measured, on a version stored without test figures
@@ -38,22 +47,76 @@ def metrics_table(metrics: dict) -> str:
             '<table style="min-width:480px">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", reliability_rows(metrics)),
         )
+    positive = metrics.get("positive_class")
+    against = f" ({positive} against the rest)" if positive and len(metrics.get("class_names") or ()) > 2 else ""
     rows = [
-        ("Images", f"{metrics['n']} ({metrics['positives']} positive, {metrics['negatives']} negative)"),
+        ("Images", images_text(metrics)),
         ("Threshold", number(metrics.get("threshold"))),
-        ("AUC", number(metrics.get("auc"))),
-        ("Accuracy", number(metrics.get("accuracy"))),
+        (f"AUC{against}", number(metrics.get("auc"))),
+        ("AUC, 95% interval by patient", patient_interval(metrics, "auc") or "—"),
+        ("Accuracy (every class)" if against else "Accuracy", number(metrics.get("accuracy"))),
         ("Sensitivity (95% CI)", interval(metrics.get("sensitivity"))),
+        ("Sensitivity, 95% interval by patient", patient_interval(metrics, "sensitivity") or "—"),
         ("Specificity (95% CI)", interval(metrics.get("specificity"))),
+        ("Specificity, 95% interval by patient", patient_interval(metrics, "specificity") or "—"),
+        *called_positive_rows(metrics),
         ("PPV in this set (95% CI)", interval(metrics.get("ppv"))),
         ("NPV in this set (95% CI)", interval(metrics.get("npv"))),
         ("Brier score", number(metrics.get("brier_score"))),
         ("Expected calibration error", number(metrics.get("expected_calibration_error"))),
         *reliability_rows(metrics),
     ]
+    note = ""
+    if (metrics.get("bootstrap") or {}).get("method"):
+        note = format_html(
+            "<p>CI: Wilson interval, images counted as independent. {}</p>", metrics["bootstrap"]["method"]
+        )
     return format_html(
-        '<table style="min-width:480px">{}</table>',
+        '<table style="min-width:480px">{}</table>{}',
         format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        note,
+    )
+
+
+def confusion_table(metrics: dict) -> str:
+    """Every class against every class: counts, and the share of each true class in brackets."""
+    matrix = metrics.get("confusion_matrix")
+    if not matrix or not metrics.get("n"):
+        return "—"
+    labels = matrix["labels"]
+    percent = matrix.get("percent_of_true_class") or [[None] * len(labels)] * len(labels)
+    head = format_html_join("", "<th>called {}</th>", ((name,) for name in labels))
+    body = format_html_join(
+        "",
+        "<tr><th>{}</th>{}</tr>",
+        (
+            (
+                f"true {name}",
+                format_html_join(
+                    "",
+                    "<td>{} ({})</td>",
+                    (
+                        (count, "—" if share is None else f"{share:.1f}%")
+                        for count, share in zip(counts, shares, strict=True)
+                    ),
+                ),
+            )
+            for name, counts, shares in zip(labels, matrix["counts"], percent, strict=True)
+        ),
+    )
+    return format_html("<table><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def shortcut_html(version) -> str:
+    audit = shortcut_audit_of(version)
+    if not audit:
+        return "This version was trained before the shortcut audit: no baselines were measured."
+    return format_html(
+        '<p>{}</p><table style="min-width:480px">{}</table>',
+        "How far the images alone, without the network, tell the classes and the sources apart. A pixel-only "
+        "baseline close to the model's AUC, or a source classifier far above chance, means the test split can "
+        "be scored by exposure, framing or text marks: the model's figures then overstate what it has learnt.",
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", shortcut_rows(audit)),
     )
 
 
@@ -183,8 +246,8 @@ def per_source_table(metrics: dict) -> str:
         (
             (
                 source,
-                f"{part['n']} ({part['positives']}+/{part['negatives']}-)",
-                number(part.get("auc")),
+                _source_images(part),
+                " ".join(filter(None, (number(part.get("auc")), patient_interval(part, "auc")))),
                 number(part.get("accuracy")),
                 interval(part.get("sensitivity")),
                 interval(part.get("specificity")),
@@ -201,12 +264,19 @@ def per_source_table(metrics: dict) -> str:
     )
 
 
+def _source_images(part: dict) -> str:
+    counts = part.get("class_counts")
+    if counts is None:
+        return f"{part['n']} ({part['positives']}+/{part['negatives']}-)"
+    return f"{part['n']} (" + ", ".join(f"{name} {count}" for name, count in counts.items() if count) + ")"
+
+
 def confounding_html(metrics: dict) -> str:
     """The sources with one class, as a warning; a plain line when there are none (or no sources)."""
     if not metrics.get("per_source"):
         return "No sources recorded: confounding by source cannot be checked."
     if not is_confounded(metrics):
-        return "Every source has both classes."
+        return "Every source has more than one class."
     return format_html('<p class="errornote" style="margin:0">{}</p>', confounding_text(single_class_sources(metrics)))
 
 
@@ -254,6 +324,7 @@ class EvaluationInline(admin.StackedInline):
         "threshold",
         "summary",
         "confounding",
+        "confusion",
         "classification_report",
         "per_source",
         "plots",
@@ -271,6 +342,10 @@ class EvaluationInline(admin.StackedInline):
     @admin.display(description="confounding")
     def confounding(self, evaluation):
         return confounding_html(evaluation.metrics)
+
+    @admin.display(description="confusion matrix")
+    def confusion(self, evaluation):
+        return confusion_table(evaluation.metrics)
 
     @admin.display(description="classification report")
     def classification_report(self, evaluation):
@@ -321,8 +396,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "monitoring_link",
         "test_metrics",
         "test_confounding",
+        "test_confusion",
         "classification_report",
         "per_source",
+        "shortcut_audit",
         "validation_summary",
         "training_plots",
         "model_summary_table",
@@ -344,11 +421,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     "threshold_rule",
                     "test_metrics",
                     "test_confounding",
+                    "test_confusion",
                     "classification_report",
                     "per_source",
                 )
             },
         ),
+        ("Shortcut audit", {"fields": ("shortcut_audit",)}),
         ("Calibration, indeterminate band and input gate", {"fields": ("reliability_summary",)}),
         ("Validation split", {"fields": ("validation_summary",)}),
         ("Training", {"fields": ("wall_time", "images_per_second", "training_plots", "history_json")}),
@@ -442,9 +521,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def test_confounding(self, version):
         return confounding_html(version.metrics)
 
+    @admin.display(description="confusion matrix")
+    def test_confusion(self, version):
+        return confusion_table(version.metrics)
+
     @admin.display(description="classification report")
     def classification_report(self, version):
         return report_table(version.metrics)
+
+    @admin.display(description="baselines beside the model")
+    def shortcut_audit(self, version):
+        return shortcut_html(version)
 
     @admin.display(description="per source")
     def per_source(self, version):

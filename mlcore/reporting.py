@@ -2,7 +2,7 @@
 
 from pathlib import PurePath
 
-from mlcore.core.evaluation import single_class_sources
+from mlcore.core.evaluation import CONFOUNDED_SOURCE, single_class_sources
 from mlcore.core.gate import VIEW_CHECK_NOT_FITTED
 from mlcore.models import Evaluation
 
@@ -17,25 +17,103 @@ def number(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def patient_interval(metrics: dict, figure: str) -> str:
+    """The patient-bootstrap interval of a figure ('' where the metrics have none: two-class versions' metrics)."""
+    entry = (metrics.get("bootstrap") or {}).get(figure) or {}
+    if entry.get("low") is None:
+        return ""
+    return f"[{entry['low']:.3f}-{entry['high']:.3f}] by patient"
+
+
+def images_text(metrics: dict) -> str:
+    """How many images of each class; positives and negatives for metrics stored before N classes."""
+    counts = metrics.get("class_counts")
+    if counts is None:
+        return f"{metrics['n']} ({metrics['positives']} positive, {metrics['negatives']} negative)"
+    return f"{metrics['n']} (" + ", ".join(f"{name} {count}" for name, count in counts.items()) + ")"
+
+
+def called_positive_rows(metrics: dict) -> list[tuple[str, str]]:
+    """For each true class in the set, the share called positive: on a folder of one class, what can be said."""
+    positive = metrics.get("positive_class", "positive")
+    called = (metrics.get("bootstrap") or {}).get("called_positive") or {}
+    rows = []
+    for name, part in (metrics.get("per_class") or {}).items():
+        text = interval(part.get("called_positive"))
+        if (called.get(name) or {}).get("low") is not None:
+            text += f"; [{called[name]['low']:.3f}-{called[name]['high']:.3f}] by patient"
+        rows.append((f"{name} called {positive}", text))
+    return rows
+
+
 def metrics_lines(metrics: dict) -> list[str]:
+    auc_interval = patient_interval(metrics, "auc")
     lines = [
-        f"  images {metrics['n']} ({metrics['positives']} positive, {metrics['negatives']} negative), "
-        f"threshold {number(metrics['threshold'])}",
-        f"  AUC {number(metrics.get('auc'))}   accuracy {number(metrics.get('accuracy'))}   "
+        f"  images {images_text(metrics)}, threshold {number(metrics['threshold'])}",
+        f"  AUC {number(metrics.get('auc'))}{' ' + auc_interval if auc_interval else ''}   "
+        f"accuracy {number(metrics.get('accuracy'))}   "
         f"Brier {number(metrics.get('brier_score'))}   "
         f"ECE {number(metrics.get('expected_calibration_error'))}",
-        f"  sensitivity {interval(metrics.get('sensitivity'))}",
-        f"  specificity {interval(metrics.get('specificity'))}",
     ]
-    lines += reliability_lines(metrics)
+    for figure in ("sensitivity", "specificity"):
+        by_patient = patient_interval(metrics, figure)
+        lines.append(f"  {figure} {interval(metrics.get(figure))}{'; ' + by_patient if by_patient else ''}")
+    lines += [f"  {label}: {text}" for label, text in called_positive_rows(metrics)]
+    matrix = metrics.get("confusion_matrix") or {}
+    if matrix.get("labels") and len(matrix["labels"]) > 2:
+        lines.append("  confusion matrix (rows true, columns called): " + " | ".join(matrix["labels"]))
+        lines += [f"    {name}: {row}" for name, row in zip(matrix["labels"], matrix["counts"], strict=True)]
+    if metrics.get("bootstrap", {}).get("method"):
+        lines.append(f"  intervals 'by patient': {metrics['bootstrap']['method']}")
+    single_class = single_class_sources(metrics)
     for source, part in (metrics.get("per_source") or {}).items():
-        lines.append(
+        line = (
             f"  [{source}] n={part['n']} AUC {number(part.get('auc'))} "
             f"accuracy {number(part.get('accuracy'))} "
             f"sensitivity {interval(part.get('sensitivity'))} "
             f"specificity {interval(part.get('specificity'))}"
         )
+        if source in single_class:
+            line += f" -- {CONFOUNDED_SOURCE} (only {single_class[source]})"
+        lines.append(line)
     return lines
+
+
+def shortcut_audit_of(version) -> dict:
+    """The version's shortcut audit: its own column where the model has one, else inside its test metrics."""
+    return getattr(version, "shortcut_audit", None) or (version.metrics or {}).get("shortcut_audit") or {}
+
+
+def shortcut_rows(audit: dict) -> list[tuple[str, str]]:
+    """The model's AUC beside what thumbnails alone reach: how much the model adds, and whether sources show."""
+    if not audit:
+        return []
+    positive = audit.get("positive_class", "positive")
+    pixel = audit.get("pixel_baseline") or {}
+    source = audit.get("source_classifier") or {}
+    pixel_interval = pixel.get("auc_interval") or {}
+    pixel_text = pixel.get("unavailable") or number(pixel.get("auc"))
+    if pixel_interval.get("low") is not None:
+        pixel_text += f" [{pixel_interval['low']:.3f}-{pixel_interval['high']:.3f}] by patient"
+    if source.get("unavailable"):
+        source_text = source["unavailable"]
+    else:
+        source_text = (
+            f"accuracy {number(source.get('accuracy'))} (chance {number(source.get('chance_accuracy'))}), "
+            f"balanced accuracy {number(source.get('balanced_accuracy'))} "
+            f"(chance {number(source.get('chance_balanced_accuracy'))}) over {len(source.get('sources') or [])} "
+            f"sources, {source.get('n_test')} test images"
+        )
+    return [
+        (f"Model: {positive} AUC on the test split", number(audit.get("model_auc"))),
+        (f"Pixel-only baseline: {positive} AUC", pixel_text),
+        ("Source from the image", source_text),
+        ("Method", audit.get("method", "")),
+    ]
+
+
+def shortcut_lines(audit: dict) -> list[str]:
+    return [f"  {label}: {text}" for label, text in shortcut_rows(audit)]
 
 
 def reliability_lines(metrics: dict) -> list[str]:

@@ -109,7 +109,9 @@ def _store_run(version: ModelVersion, run: TrainingRun) -> None:
     version.threshold = run.threshold
     version.threshold_rule = run.threshold_rule
     version.validation_metrics = jsonable(run.validation_metrics)
-    version.metrics = jsonable(run.test_metrics)
+    # The shortcut audit sits in the test metrics until ModelVersion has a column of its own for it.
+    audit = {"shortcut_audit": run.shortcut_audit} if run.shortcut_audit else {}
+    version.metrics = jsonable(run.test_metrics | audit)
     version.environment = run.environment
     version.temperature = run.temperature
     version.indeterminate_low, version.indeterminate_high = run.band.low, run.band.high

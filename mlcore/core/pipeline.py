@@ -28,7 +28,7 @@ from mlcore.core.dataset import (
     resolve_patients,
     split_dataset,
 )
-from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, proportion_with_interval
+from mlcore.core.evaluation import THRESHOLD_RULE, call_class, evaluate, proportion_with_interval
 from mlcore.core.gate import (
     DEFAULT_QUANTILE,
     IMAGE_CHECK_UNAVAILABLE,
@@ -45,6 +45,7 @@ from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.reliability import fit_reliability, reliability_figures
+from mlcore.core.shortcuts import shortcut_audit
 from mlcore.core.training import TrainingConfig, TrainingOutcome, seed_everything, train_network
 
 DataFolders = str | Path | Sequence[str | Path]  # one --data folder or several
@@ -243,12 +244,14 @@ def train_from_folder(
         calibrated = apply_temperature(raw, fitted.temperature)
         y_positive = y[indices][:, positive_index]
         metrics = evaluate(
-            y_positive=y_positive,
-            p_positive=calibrated[:, positive_index],
+            labels=[items[i].label for i in indices],
+            probabilities=calibrated,
             threshold=run.threshold,
             class_names=dataset.class_names,
             positive_class=options.positive_class,
             sources=[items[i].source for i in indices],
+            patient_ids=[items[i].patient_id for i in indices],
+            seed=options.training.seed,
         )
         refused = [not verdict.assessable for verdict in fitted.gate.verdicts(gate_inputs[name])]
         metrics |= reliability_figures(
@@ -262,6 +265,16 @@ def train_from_folder(
         )
         setattr(run, target, metrics)
     run.plots.update(evaluation_plots(run.test_metrics, prefix="test"))
+    run.shortcut_audit = shortcut_audit(
+        images=images,
+        labels=labels,
+        sources=[item.source for item in items],
+        patient_ids=[item.patient_id for item in items],
+        split=split.as_dict(),
+        positive_class=options.positive_class,
+        model_auc=run.test_metrics.get("auc"),
+        seed=options.training.seed,
+    )
     return run
 
 
@@ -346,7 +359,13 @@ def evaluation_plots(metrics: dict, *, prefix: str) -> dict[str, tuple[str, byte
         f"{prefix}_calibration": ("Reliability (calibration)", plots.calibration_png(metrics)),
     }
     if metrics.get("roc"):
-        result[f"{prefix}_roc"] = ("ROC curve", plots.roc_png(metrics))
+        positive = metrics.get("positive_class", "positive")
+        result[f"{prefix}_roc"] = (f"ROC curve ({positive} against the rest)", plots.roc_png(metrics))
+    if metrics.get("per_class"):
+        result[f"{prefix}_called_positive"] = (
+            "Share of each class called positive",
+            plots.called_positive_png(metrics),
+        )
     return result
 
 
@@ -391,12 +410,13 @@ def evaluate_folder(
     calibrated = apply_temperature(raw, reliability.temperature)
     y_positive = np.array([1 if item.label == positive_class else 0 for item in items])
     metrics = evaluate(
-        y_positive=y_positive,
-        p_positive=calibrated[:, positive_index],
+        labels=[item.label for item in items],
+        probabilities=calibrated,
         threshold=threshold,
         class_names=class_names,
         positive_class=positive_class,
         sources=[item.source for item in items],
+        patient_ids=[item.patient_id for item in items],
     )
     metrics |= reliability_figures(
         y_positive=y_positive,
@@ -440,6 +460,8 @@ def evaluate_refusals(
         model_path, images, items, positive_index, preprocessing, reliability, batch_size
     )
     called_positive = apply_temperature(raw, reliability.temperature)[:, positive_index] >= threshold
+    calibrated = apply_temperature(raw, reliability.temperature)
+    called_positive = call_class(calibrated, class_names, positive_class, threshold) == positive_class
     labels = [item.label for item in items]
     per_folder = {}
     for name in dataset.class_names:

@@ -20,7 +20,11 @@ def roc_png(metrics: dict, *, title: str = "ROC curve") -> bytes:
     axes = figure.subplots()
     roc = metrics.get("roc")
     if roc:
-        axes.plot(roc["fpr"], roc["tpr"], lw=2, label=f"AUC = {metrics['auc']:.3f}")
+        interval = (metrics.get("bootstrap") or {}).get("auc") or {}
+        label = f"AUC = {metrics['auc']:.3f}"
+        if interval.get("low") is not None:
+            label += f" [{interval['low']:.3f}-{interval['high']:.3f}]"
+        axes.plot(roc["fpr"], roc["tpr"], lw=2, label=label)
         sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
         if sens is not None and spec is not None:
             axes.plot(
@@ -43,24 +47,54 @@ def roc_png(metrics: dict, *, title: str = "ROC curve") -> bytes:
 
 
 def confusion_png(metrics: dict, *, percent: bool) -> bytes:
+    """Any number of classes; a row of a class the set does not hold stays blank in percent."""
     matrix = metrics["confusion_matrix"]
-    values = np.array(matrix["percent_of_true_class"] if percent else matrix["counts"], dtype=float)
+    rows = matrix["percent_of_true_class"] if percent else matrix["counts"]
+    values = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
     labels = matrix["labels"]
-    figure = Figure(figsize=(4.6, 4))
+    side = 3.2 + 1.0 * len(labels)
+    figure = Figure(figsize=(side + 0.6, side))
     axes = figure.subplots()
-    image = axes.imshow(values, cmap="Blues", vmin=0, vmax=100 if percent else max(values.max(), 1))
+    top = np.nanmax(values) if np.isfinite(values).any() else 1
+    image = axes.imshow(values, cmap="Blues", vmin=0, vmax=100 if percent else max(top, 1))
     figure.colorbar(image, ax=axes, fraction=0.046)
     for (row, column), value in np.ndenumerate(values):
+        if not np.isfinite(value):
+            continue
         text = f"{value:.1f}%" if percent else f"{int(value)}"
-        dark = value > (50 if percent else values.max() / 2)
-        axes.text(column, row, text, ha="center", va="center", color="white" if dark else "black", fontsize=13)
-    axes.set_xticks(range(len(labels)), labels)
+        dark = value > (50 if percent else top / 2)
+        axes.text(column, row, text, ha="center", va="center", color="white" if dark else "black", fontsize=12)
+    axes.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 2 else 0, ha="right")
     axes.set_yticks(range(len(labels)), labels)
     axes.set(
         xlabel="Predicted",
         ylabel="True",
         title="Confusion matrix (% of true class)" if percent else "Confusion matrix (counts)",
     )
+    return _png(figure)
+
+
+def called_positive_png(metrics: dict) -> bytes:
+    """For each true class, the share called positive with its patient-bootstrap interval (Wilson without one):
+    the sensitivity for the positive class, one minus the specificity for each other class."""
+    positive = metrics.get("positive_class", "positive")
+    per_class = metrics["per_class"]
+    bootstrap = (metrics.get("bootstrap") or {}).get("called_positive") or {}
+    names = list(per_class)
+    shares = np.array([per_class[name]["called_positive"]["value"] for name in names], dtype=float)
+    low, high = [], []
+    for name, share in zip(names, shares, strict=True):
+        interval = bootstrap.get(name) or per_class[name]["called_positive"]
+        low.append(share - (interval["low"] if interval.get("low") is not None else share))
+        high.append((interval["high"] if interval.get("high") is not None else share) - share)
+    figure = Figure(figsize=(6, 1.2 + 0.6 * len(names)))
+    axes = figure.subplots()
+    colours = ["crimson" if name == positive else "steelblue" for name in names]
+    axes.barh(range(len(names)), shares, xerr=[low, high], color=colours, capsize=4)
+    for row, share in enumerate(shares):
+        axes.text(min(share + high[row] + 0.02, 0.88), row, f"{100 * share:.1f}%", va="center")
+    axes.set_yticks(range(len(names)), [f"{name} (n={per_class[name]['called_positive']['total']})" for name in names])
+    axes.set(xlim=(0, 1), xlabel=f"Share called {positive} (95% interval)", title=f"Called {positive}, per true class")
     return _png(figure)
 
 

@@ -16,8 +16,8 @@ def add_evaluation(version, kind, *, positives=(8, 10), negatives=(9, 10), thres
     y = [1] * p_total + [0] * n_total
     p = [0.9] * tp + [0.1] * (p_total - tp) + [0.1] * tn + [0.9] * (n_total - tn)
     metrics = evaluate(
-        y_positive=y,
-        p_positive=p,
+        labels=["COVID" if positive else "NORMAL" for positive in y],
+        probabilities=[[value, 1 - value] for value in p],
         threshold=threshold,
         class_names=["COVID", "NORMAL"],
         positive_class="COVID",

@@ -7,16 +7,20 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from mlcore.core.evaluation import (
+    _AucRanking,
     binary_metrics,
     calibration_bins,
+    call_class,
     choose_threshold,
+    class_metrics,
     evaluate,
     expected_calibration_error,
     is_confounded,
     jsonable,
+    patient_bootstrap,
     predictive_value_ranges,
     predictive_values,
     proportion_with_interval,
@@ -47,6 +51,16 @@ P = np.array([*P_POSITIVES, *P_NEGATIVES])
 
 def metrics_at(threshold: float = 0.5, y=Y, p=P) -> dict:
     return binary_metrics(y, p, threshold, class_names=CLASS_NAMES, positive_class="COVID")
+
+
+def evaluate_two(*, y_positive, p_positive, **options) -> dict:
+    """``evaluate`` on two classes given as 1 = COVID and P(COVID)."""
+    y_positive, p_positive = np.asarray(y_positive), np.asarray(p_positive, dtype=float)
+    return evaluate(
+        labels=np.where(y_positive == 1, "COVID", "NORMAL"),
+        probabilities=np.stack([p_positive, 1 - p_positive], axis=1),
+        **options,
+    )
 
 
 # --- binary_metrics -------------------------------------------------------------------------------
@@ -171,7 +185,7 @@ def test_roc_thresholds_are_json_safe():
 
 
 def test_evaluate_gives_the_overall_metrics():
-    overall = evaluate(y_positive=Y, p_positive=P, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID")
+    overall = evaluate_two(y_positive=Y, p_positive=P, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID")
     assert overall["confusion_matrix"]["counts"] == [[7, 3], [2, 8]]
     assert "per_source" not in overall
 
@@ -180,7 +194,7 @@ def test_per_source_breakdown_when_sources_are_given():
     y = np.array([1, 1, 0, 0, 1, 1, 1, 0])
     p = np.array([0.9, 0.4, 0.2, 0.6, 0.8, 0.7, 0.3, 0.1])
     sources = ["site-a", "site-a", "site-a", "site-a", "site-b", "site-b", None, None]
-    metrics = evaluate(
+    metrics = evaluate_two(
         y_positive=y,
         p_positive=p,
         threshold=0.5,
@@ -214,7 +228,7 @@ def test_sources_with_one_class_are_listed_with_that_class():
     y = np.array([1, 0, 1, 1, 0, 0, 1])
     p = np.array([0.9, 0.2, 0.8, 0.7, 0.1, 0.3, 0.6])
     sources = ["mixed", "mixed", "covid-only", "covid-only", "normal-only", "normal-only", "covid-only"]
-    metrics = evaluate(
+    metrics = evaluate_two(
         y_positive=y, p_positive=p, threshold=0.5, class_names=CLASS_NAMES, positive_class="COVID", sources=sources
     )
 
@@ -225,7 +239,7 @@ def test_sources_with_one_class_are_listed_with_that_class():
 def test_a_split_whose_every_source_has_both_classes_is_not_confounded():
     y = np.array([1, 0, 1, 0])
     sources = ["a", "a", "b", "b"]
-    metrics = evaluate(
+    metrics = evaluate_two(
         y_positive=y,
         p_positive=y * 0.8,
         threshold=0.5,
@@ -251,7 +265,7 @@ def test_a_source_without_images_is_not_counted():
 
 @pytest.mark.parametrize("sources", [None, [None] * 20, [""] * 20])
 def test_no_per_source_breakdown_without_sources(sources):
-    metrics = evaluate(
+    metrics = evaluate_two(
         y_positive=Y,
         p_positive=P,
         threshold=0.5,
@@ -263,7 +277,7 @@ def test_no_per_source_breakdown_without_sources(sources):
 
 
 def test_evaluate_accepts_plain_lists():
-    metrics = evaluate(
+    metrics = evaluate_two(
         y_positive=Y.tolist(),
         p_positive=P.tolist(),
         threshold=0.5,
@@ -273,6 +287,225 @@ def test_evaluate_accepts_plain_lists():
     )
     assert metrics["per_source"]["a"]["positives"] == 10
     assert metrics["per_source"]["b"]["negatives"] == 10
+
+
+# --- N classes: the call, the confusion matrix, subsets -------------------------------------------
+
+THREE = ["COVID", "NORMAL", "OTHER_PNEUMONIA"]  # the model's column order (sorted folder names)
+
+
+def test_call_class_is_positive_from_the_threshold_and_otherwise_the_likeliest_other_class():
+    probabilities = np.array(
+        [
+            [0.40, 0.35, 0.25],  # P(COVID) reaches the threshold 0.4
+            [0.30, 0.25, 0.45],  # below the threshold: the likelier of the others
+            [0.39, 0.50, 0.11],
+            [0.20, 0.10, 0.70],
+            [0.45, 0.05, 0.50],  # OTHER_PNEUMONIA is the argmax, but P(COVID) >= 0.4 decides
+        ]
+    )
+    called = call_class(probabilities, THREE, "COVID", 0.4)
+    assert called.tolist() == ["COVID", "OTHER_PNEUMONIA", "NORMAL", "OTHER_PNEUMONIA", "COVID"]
+    assert call_class(probabilities[1], THREE, "COVID", 0.4) == "OTHER_PNEUMONIA"
+    assert call_class(probabilities[4], THREE, "COVID", 0.46) == "OTHER_PNEUMONIA"
+
+
+def test_call_class_on_two_classes_is_the_old_threshold_rule():
+    p = np.array([0.1, 0.49, 0.5, 0.9])
+    called = call_class(np.stack([p, 1 - p], axis=1), CLASS_NAMES, "COVID", 0.5)
+    assert called.tolist() == ["NORMAL", "NORMAL", "COVID", "COVID"]
+
+
+def test_call_class_refuses_a_row_of_the_wrong_width():
+    with pytest.raises(ValueError, match="3 probabilities per image for 2 classes"):
+        call_class(np.array([[0.2, 0.3, 0.5]]), CLASS_NAMES, "COVID", 0.5)
+
+
+# Nine images: 3 COVID, 3 NORMAL, 3 OTHER_PNEUMONIA; columns COVID, NORMAL, OTHER_PNEUMONIA; threshold 0.5.
+LABELS = ["COVID"] * 3 + ["NORMAL"] * 3 + ["OTHER_PNEUMONIA"] * 3
+PROBABILITIES = np.array(
+    [
+        [0.8, 0.1, 0.1],  # COVID -> COVID
+        [0.6, 0.3, 0.1],  # COVID -> COVID
+        [0.3, 0.2, 0.5],  # COVID -> OTHER_PNEUMONIA (missed)
+        [0.1, 0.8, 0.1],  # NORMAL -> NORMAL
+        [0.1, 0.7, 0.2],  # NORMAL -> NORMAL
+        [0.2, 0.3, 0.5],  # NORMAL -> OTHER_PNEUMONIA
+        [0.7, 0.0, 0.3],  # OTHER_PNEUMONIA -> COVID (a false positive)
+        [0.2, 0.1, 0.7],  # OTHER_PNEUMONIA -> OTHER_PNEUMONIA
+        [0.4, 0.1, 0.5],  # OTHER_PNEUMONIA -> OTHER_PNEUMONIA
+    ]
+)
+
+
+def three_class(**options) -> dict:
+    return class_metrics(LABELS, PROBABILITIES, 0.5, class_names=THREE, positive_class="COVID", **options)
+
+
+def test_the_confusion_matrix_covers_every_class_with_the_positive_last():
+    matrix = three_class()["confusion_matrix"]
+    assert matrix["labels"] == ["NORMAL", "OTHER_PNEUMONIA", "COVID"]
+    assert matrix["counts"] == [[2, 1, 0], [0, 2, 1], [0, 1, 2]]
+    np.testing.assert_allclose(
+        np.array(matrix["percent_of_true_class"]) * 3, [[200, 100, 0], [0, 200, 100], [0, 100, 200]]
+    )
+
+
+def test_covid_against_the_rest_and_per_class_figures():
+    metrics = three_class()
+    assert (metrics["n"], metrics["positives"], metrics["negatives"]) == (9, 3, 6)
+    assert metrics["class_counts"] == {"NORMAL": 3, "OTHER_PNEUMONIA": 3, "COVID": 3}
+    assert (metrics["sensitivity"]["count"], metrics["sensitivity"]["total"]) == (2, 3)
+    assert (metrics["specificity"]["count"], metrics["specificity"]["total"]) == (5, 6)
+    assert metrics["accuracy"] == pytest.approx(6 / 9)
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0])
+    assert metrics["auc"] == pytest.approx(roc_auc_score(y, PROBABILITIES[:, 0]))
+    assert metrics["per_class"]["OTHER_PNEUMONIA"]["called_positive"]["value"] == pytest.approx(1 / 3)
+    assert metrics["per_class"]["NORMAL"]["called_positive"]["value"] == 0.0
+    report = metrics["classification_report"]
+    assert report["OTHER_PNEUMONIA"]["recall"] == pytest.approx(2 / 3)
+    assert report["OTHER_PNEUMONIA"]["precision"] == pytest.approx(2 / 4)
+    assert report["NORMAL"]["precision"] == pytest.approx(1.0)
+
+
+def test_a_set_of_one_class_gives_the_share_called_positive_and_no_auc():
+    other = [6, 7, 8]
+    metrics = evaluate(
+        labels=[LABELS[i] for i in other],
+        probabilities=PROBABILITIES[other],
+        threshold=0.5,
+        class_names=THREE,
+        positive_class="COVID",
+    )
+    assert metrics["auc"] is None
+    assert "roc" not in metrics
+    assert metrics["sensitivity"]["value"] is None
+    assert metrics["specificity"]["value"] == pytest.approx(2 / 3)
+    assert metrics["per_class"] == {"OTHER_PNEUMONIA": {"called_positive": proportion_with_interval(1, 3)}}
+    assert metrics["confusion_matrix"]["percent_of_true_class"][0] == [None, None, None]  # no NORMAL images
+    bootstrap = metrics["bootstrap"]
+    assert "auc" not in bootstrap
+    assert (
+        bootstrap["called_positive"]["OTHER_PNEUMONIA"]["low"]
+        <= 1 / 3
+        <= bootstrap["called_positive"]["OTHER_PNEUMONIA"]["high"]
+    )
+    json.dumps(jsonable(metrics), allow_nan=False)
+
+
+def test_a_label_the_model_does_not_know_is_refused():
+    with pytest.raises(ValueError, match="not among the classes"):
+        class_metrics(["FLU"], [[0.2, 0.3, 0.5]], 0.5, class_names=THREE, positive_class="COVID")
+
+
+# --- patient-level bootstrap ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_weighted_auc_equals_the_auc_of_the_images_repeated_by_their_weights(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 30)
+    y[:2] = [0, 1]
+    p = rng.integers(0, 6, 30) / 5  # many ties
+    weights = rng.integers(0, 4, size=(5, 30))
+    weights[:, :2] = 1
+    expected = [roc_auc_score(np.repeat(y, w), np.repeat(p, w)) for w in weights]
+    np.testing.assert_allclose(_AucRanking(y, p).auc(weights.astype(float)), expected)
+
+
+def agreeing_patients(patients: int = 30, images_each: int = 8) -> dict:
+    """Each patient's images share one label and one score: a patient is one observation, repeated."""
+    rng = np.random.default_rng(7)
+    y_patient = np.arange(patients) % 2
+    p_patient = np.clip(0.5 + 0.15 * (2 * y_patient - 1) + 0.2 * rng.standard_normal(patients), 0, 1)
+    return {
+        "y_positive": np.repeat(y_patient, images_each),
+        "p_positive": np.repeat(p_patient, images_each),
+        "called_positive": np.repeat(p_patient >= 0.4, images_each),
+        "patient_ids": [f"p{i}" for i in np.repeat(np.arange(patients), images_each)],
+    }
+
+
+def width(interval: dict) -> float:
+    return interval["high"] - interval["low"]
+
+
+def test_resampling_patients_gives_wider_intervals_than_resampling_images_when_a_patients_images_agree():
+    data = agreeing_patients()
+    by_patient = patient_bootstrap(**data, resamples=1000)
+    by_image = patient_bootstrap(**(data | {"patient_ids": None}), resamples=1000)
+    assert (by_patient["patients"], by_image["patients"]) == (30, 240)
+    for figure in ("auc", "sensitivity", "specificity"):
+        assert width(by_patient[figure]) > 1.8 * width(by_image[figure]), figure
+
+
+def test_the_bootstrap_is_seeded_and_its_intervals_hold_the_estimate():
+    data = agreeing_patients()
+    first, again = patient_bootstrap(**data, seed=3), patient_bootstrap(**data, seed=3)
+    assert first == again
+    assert first["resamples"] == first["auc"]["resamples"] == 2000
+    auc = roc_auc_score(data["y_positive"], data["p_positive"])
+    assert first["auc"]["low"] <= auc <= first["auc"]["high"]
+    other = patient_bootstrap(**data, seed=4, resamples=50)
+    assert other["auc"] != patient_bootstrap(**data, seed=3, resamples=50)["auc"]
+
+
+def test_images_without_a_patient_id_are_their_own_patients():
+    data = agreeing_patients(patients=4, images_each=2)
+    ids = data["patient_ids"][:4] + [None] * 4
+    assert patient_bootstrap(**(data | {"patient_ids": ids}), resamples=10)["patients"] == 2 + 4
+
+
+def test_evaluate_stores_patient_intervals_overall_and_per_source():
+    data = agreeing_patients()
+    sources = ["mixed"] * 200 + ["covid-only"] * 40
+    y = data["y_positive"].copy()
+    y[200:] = 1
+    metrics = evaluate_two(
+        y_positive=y,
+        p_positive=data["p_positive"],
+        threshold=0.5,
+        class_names=CLASS_NAMES,
+        positive_class="COVID",
+        sources=sources,
+        patient_ids=data["patient_ids"],
+        resamples=200,
+    )
+    assert metrics["bootstrap"]["patients"] == 30
+    assert metrics["bootstrap"]["auc"]["low"] <= metrics["auc"] <= metrics["bootstrap"]["auc"]["high"]
+    mixed, covid_only = metrics["per_source"]["mixed"], metrics["per_source"]["covid-only"]
+    assert mixed["bootstrap"]["patients"] == 25
+    assert mixed["bootstrap"]["auc"]["low"] <= mixed["auc"] <= mixed["bootstrap"]["auc"]["high"]
+    assert covid_only["auc"] is None
+    assert "auc" not in covid_only["bootstrap"]
+    assert single_class_sources(metrics) == {"covid-only": "COVID"}
+
+
+def test_a_source_of_one_class_among_three_is_confounded_and_one_with_two_is_not():
+    sources = ["a", "a", "b", "b", "b", "a", "c", "c", "c"]
+    metrics = evaluate(
+        labels=LABELS,
+        probabilities=PROBABILITIES,
+        threshold=0.5,
+        class_names=THREE,
+        positive_class="COVID",
+        sources=sources,
+        resamples=50,
+    )
+    # a: COVID x2 + NORMAL; b: COVID + NORMAL x2; c: OTHER_PNEUMONIA only
+    assert single_class_sources(metrics) == {"c": "OTHER_PNEUMONIA"}
+    assert metrics["per_source"]["c"]["class_counts"] == {"NORMAL": 0, "OTHER_PNEUMONIA": 3, "COVID": 0}
+    assert metrics["per_source"]["a"]["auc"] is not None
+
+
+def test_two_class_versions_stored_metrics_are_still_read_for_confounding():
+    stored = {
+        "per_source": {
+            "nih": {"n": 5, "positives": 0, "negatives": 5, "confusion_matrix": {"labels": ["NORMAL", "COVID"]}},
+            "mixed": {"n": 4, "positives": 2, "negatives": 2, "confusion_matrix": {"labels": ["NORMAL", "COVID"]}},
+        }
+    }
+    assert single_class_sources(stored) == {"nih": "NORMAL"}
 
 
 # --- choose_threshold -----------------------------------------------------------------------------

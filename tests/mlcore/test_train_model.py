@@ -119,6 +119,7 @@ def test_train_model_stores_an_evaluated_active_version(trained):
         "test-confusion-counts",
         "test-confusion-percent",
         "test-calibration",
+        "test-called-positive",
     } <= keys
     for plot in version.plots.all():
         with plot.image.open("rb") as handle:
@@ -127,7 +128,16 @@ def test_train_model_stores_an_evaluated_active_version(trained):
             assert image.format == "PNG"
     evaluation = version.evaluations.get()
     assert evaluation.kind == Evaluation.Kind.TEST_SPLIT
-    assert evaluation.plots.count() == 4
+    assert evaluation.plots.count() == 5
+
+    assert metrics["bootstrap"]["patients"] < metrics["n"]  # the manifest's patients, not its images
+    audit = metrics["shortcut_audit"]
+    assert audit["model_auc"] == metrics["auc"]
+    assert audit["pixel_baseline"]["n_test"] == test_count
+    assert audit["pixel_baseline"]["auc"] is not None
+    assert audit["source_classifier"]["sources"] == ["site-a", "site-b"]
+    assert "Shortcut audit (the same split, thumbnails only):" in output
+    assert "Pixel-only baseline: COVID AUC" in output
 
 
 @pytest.mark.xdist_group("stored-run")
@@ -215,7 +225,7 @@ def test_evaluate_model_stores_an_external_evaluation(trained, tmp_path):
     assert evaluation.metrics["n"] == 12
     assert np.array(evaluation.metrics["confusion_matrix"]["counts"]).sum() == 12
     assert evaluation.threshold == evaluation.version.threshold
-    assert evaluation.plots.count() == 4
+    assert evaluation.plots.count() == 5
     text = out.getvalue()
     assert "AUC" in text
     assert "sensitivity" in text

@@ -14,7 +14,7 @@ from mlcore.core.model import ModelConfig, WeightsError
 from mlcore.core.pipeline import RunOptions
 from mlcore.core.preprocessing import PreprocessingSpec
 from mlcore.core.training import AugmentationConfig, TrainingConfig
-from mlcore.reporting import metrics_lines
+from mlcore.reporting import metrics_lines, shortcut_audit_of, shortcut_lines
 from mlcore.services import model_version_train
 
 
@@ -241,6 +241,10 @@ class Command(BaseCommand):
         if metrics:
             lines.append("Test split:")
             lines.extend(metrics_lines(metrics))
+        audit = shortcut_audit_of(version)
+        if audit:
+            lines.append("Shortcut audit (the same split, thumbnails only):")
+            lines.extend(shortcut_lines(audit))
         return "\n".join(lines)
 
 
