@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from mlcore.core.dataset import (
     load_images,
     split_dataset,
 )
-from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, proportion_with_interval
+from mlcore.core.evaluation import THRESHOLD_RULE, evaluate, jsonable, proportion_with_interval
 from mlcore.core.gate import (
     DEFAULT_QUANTILE,
     IMAGE_CHECK_UNAVAILABLE,
@@ -38,6 +39,7 @@ from mlcore.core.inference import load_model
 from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
+from mlcore.core.provenance import run_provenance
 from mlcore.core.reliability import fit_reliability, reliability_figures
 from mlcore.core.training import TrainingConfig, TrainingOutcome, train_network
 
@@ -68,6 +70,32 @@ class RunOptions:
             "gate_quantile": self.gate_quantile,
             "band_max_error": self.band_max_error,
         }
+
+    def to_dict(self) -> dict:
+        """Plain JSON types, to cross a task queue; ``from_dict`` rebuilds the same options."""
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunOptions:
+        options = _dataclass_from_dict(cls, data)
+        if options.class_aliases:
+            options.class_aliases = {name: tuple(names) for name, names in options.class_aliases.items()}
+        return options
+
+
+def _dataclass_from_dict(cls, data: dict):
+    """A dataclass from ``asdict`` output, nested dataclasses included; a key it does not know is an error
+    (a worker running other code than the side that queued the run)."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls) if f.init}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no option {', '.join(sorted(unknown))}.")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        values[name] = _dataclass_from_dict(hint, value) if is_dataclass(hint) and isinstance(value, dict) else value
+    return cls(**values)
 
 
 @dataclass
@@ -119,7 +147,9 @@ def train_from_folder(
     *,
     log: Callable[[str], None] = print,
     verbose: int = 1,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainingRun:
+    """``on_epoch(epoch, logs)`` is called after every training epoch (a caller's heartbeat, for one)."""
     dataset = check_dataset(data_dir, options)
     log(f"Loading {len(dataset.items)} images from {dataset.root} at {options.preprocessing.image_size}px.")
     images, items, skipped = load_images(dataset.items, options.preprocessing, root=dataset.root)
@@ -142,6 +172,12 @@ def train_from_folder(
     log(
         "Split (images): " + ", ".join(f"{name} {summary['counts'][name]}" for name in ("train", "validation", "test"))
     )
+    provenance = run_provenance(
+        paths=[item.path for item in items],
+        split=split.as_dict(),
+        roots=[dataset.root],
+        seeds={"training": options.training.seed, "split": options.training.seed},
+    )
 
     pretrained = options.model.weights != "none"
     parts = build_network(options.model)
@@ -160,6 +196,7 @@ def train_from_folder(
         value_range=(options.preprocessing.black, 1.0),
         verbose=verbose,
         log=log,
+        on_epoch=on_epoch,
     )
     model_path = work_dir / MODEL_FILENAME
     parts.model.save(model_path)
@@ -173,6 +210,7 @@ def train_from_folder(
         outcome=outcome,
         model_path=model_path,
         environment=_environment(),
+        provenance=provenance,
     )
     run.plots.update(_training_plots(outcome, images, items, split.as_dict(), dataset.class_names, options))
     if outcome.interrupted:

@@ -134,8 +134,12 @@ def train_network(
     value_range: tuple[float, float],
     verbose: int = 1,
     log: Callable[[str], None] = print,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainingOutcome:
-    """Train in place; afterwards ``parts.model`` holds the best weights seen on validation."""
+    """Train in place; afterwards ``parts.model`` holds the best weights seen on validation.
+
+    ``on_epoch(epoch, logs)`` is called after every epoch of every phase, epochs counted across phases.
+    """
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -167,6 +171,7 @@ def train_network(
             epoch_offset,
             verbose,
             augment=augmentation,
+            on_epoch=on_epoch,
         )
         phase_seconds[phase.replace("-", "_")] = time.perf_counter() - phase_started
         fitted = len(next(iter(fit_history.history.values()), []))
@@ -261,7 +266,9 @@ def _epoch_clock():
     return EpochClock()
 
 
-def _fit(model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight, best, offset, verbose, *, augment):
+def _fit(
+    model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight, best, offset, verbose, *, augment, on_epoch
+):
     import keras
     import tensorflow as tf
 
@@ -290,6 +297,10 @@ def _fit(model, x, y, x_val, y_val, config, learning_rate, epochs, class_weight,
         keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: best.offer(offset + epoch, logs)),
         clock,
     ]
+    if on_epoch is not None:
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(offset + epoch, logs or {}))
+        )
     fit_history = model.fit(
         train,
         validation_data=(x_val, y_val),
