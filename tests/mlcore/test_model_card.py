@@ -181,3 +181,16 @@ def test_the_card_only_reads(staff_client, new_version):
 
 def test_an_unknown_version_is_not_found(staff_client):
     assert staff_client.get(reverse("admin:mlcore_modelversion_card", args=[987654])).status_code == 404
+
+
+def test_patients_and_joined_duplicates_are_shown_where_the_summary_records_them(staff_client, new_version):
+    patients = {"patients": 30, "unknown_patients": 0, "near_duplicate_pairs": 3, "duplicate_groups_joined": 2}
+    new_version.dataset_summary = SUMMARY | {"patients": patients}
+    new_version.save()
+
+    html = card(staff_client, new_version)
+
+    assert "patient groups joined as near-duplicates (kept in one split)</th><td>2</td>" in html
+    assert "near-duplicate image pairs found</th><td>3</td>" in html
+    assert "images without a patient id (each counted as its own patient)</th><td>0</td>" in html
+    assert "had no patient id" not in html
