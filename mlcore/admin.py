@@ -3,12 +3,16 @@
 import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET
 
 from mlcore.core.evaluation import CONFOUNDED_SOURCE, is_confounded, single_class_sources
+from mlcore.model_card import model_version_card
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
 from mlcore.reporting import (
     called_positive_rows,
@@ -384,8 +388,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "is_active",
         "created_at",
         "finished_at",
+        "heartbeat_at",
         "command",
         "error",
+        "model_card_link",
+        "provenance_summary",
         "wall_time",
         "images_per_second",
         "threshold_display",
@@ -411,7 +418,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "model_file",
     )
     fieldsets = (
-        (None, {"fields": ("name", "status", "is_active", "created_at", "finished_at", "command", "error")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "status",
+                    "is_active",
+                    "created_at",
+                    "finished_at",
+                    "heartbeat_at",
+                    "command",
+                    "error",
+                    "model_card_link",
+                )
+            },
+        ),
         ("Evidence and monitoring", {"fields": ("evidence", "evaluations_link", "monitoring_link")}),
         (
             "Test split",
@@ -433,13 +455,65 @@ class ModelVersionAdmin(admin.ModelAdmin):
         ("Training", {"fields": ("wall_time", "images_per_second", "training_plots", "history_json")}),
         (
             "Model",
-            {"fields": ("model_summary_table", "model_file", "hyperparameters_json", "environment_json")},
+            {
+                "fields": (
+                    "model_summary_table",
+                    "model_file",
+                    "hyperparameters_json",
+                    "environment_json",
+                    "provenance_summary",
+                )
+            },
         ),
         ("Data", {"fields": ("dataset_table", "skipped_files")}),
     )
 
     def has_add_permission(self, request):
         return False
+
+    def get_urls(self):
+        card = self.admin_site.admin_view(require_GET(self.model_card_view))
+        return [path("<int:version_id>/card/", card, name="mlcore_modelversion_card"), *super().get_urls()]
+
+    def model_card_view(self, request, version_id: int):
+        """The version's model card, laid out to print (intended use, data, figures, audit, provenance, limits)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        card = model_version_card(version=version)
+        evidence = card["evidence"]
+        context = self.admin_site.each_context(request) | {
+            "title": f"Model card: {version.name}",
+            "opts": self.model._meta,
+            "card": card,
+            "version": version,
+            "test_metrics": metrics_table(version.metrics),
+            "test_per_source": per_source_table(version.metrics),
+            "evidence_text": evidence_html(evidence),
+            "evidence_metrics": metrics_table(evidence.metrics) if evidence is not None else "",
+            "reliability": reliability_html(version),
+        }
+        return TemplateResponse(request, "admin/mlcore/modelversion/model_card.html", context)
+
+    @admin.display(description="model card")
+    def model_card_link(self, version):
+        url = reverse("admin:mlcore_modelversion_card", args=[version.pk])
+        return format_html('<a href="{}">Model card (printable)</a>', url)
+
+    @admin.display(description="provenance")
+    def provenance_summary(self, version):
+        provenance = version.provenance or {}
+        if not provenance:
+            return "Not recorded (trained before provenance was stored)."
+        code, data = provenance.get("code") or {}, provenance.get("data") or {}
+        return format_html(
+            "commit {}{}; {} files, split digest {}; seeds {}",
+            code.get("commit") or "unknown",
+            " (with uncommitted changes)" if code.get("dirty") else "",
+            data.get("files"),
+            data.get("digest"),
+            json.dumps(provenance.get("seeds") or {}),
+        )
 
     @admin.display(description="fitted on the validation split")
     def reliability_summary(self, version):

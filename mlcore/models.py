@@ -17,6 +17,7 @@ def plot_file_path(instance, filename: str) -> str:
 
 class ModelVersion(models.Model):
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         TRAINING = "training", "Training"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -41,6 +42,21 @@ class ModelVersion(models.Model):
     validation_metrics = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Metrics on the held-out test split.")
     environment = models.JSONField(default=dict, blank=True)
+    provenance = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What reproduces the run: git commit, the sha256 of every file per split, libraries, seeds.",
+    )
+    shortcut_audit = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Baselines beside the model (pixels only, source from the image): how much the model adds.",
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life from the process training this version; a stale one means it died.",
+    )
     temperature = models.FloatField(
         null=True,
         blank=True,

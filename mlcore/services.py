@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from mlcore.core.dataset import PatientRule
@@ -42,6 +45,34 @@ def next_version_name() -> str:
     return f"v{ModelVersion.objects.count() + 1}-{timezone.now():%Y%m%d-%H%M%S}"
 
 
+def model_version_create(
+    *,
+    data_dir: DataFolders,
+    options: RunOptions,
+    name: str | None = None,
+    command: str = "",
+    status: str = ModelVersion.Status.TRAINING,
+) -> ModelVersion:
+    """The row of a run about to train (or queued); bad input (folder, classes, weights file) is refused
+    before it exists."""
+    options = options_for_dataset(options, check_dataset(data_dir, options))
+    weights = options.model.weights
+    if weights not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
+        raise WeightsError(f"Weights file {weights} does not exist. Use --weights imagenet|none|PATH.")
+    version = ModelVersion(
+        name=name or next_version_name(),
+        status=status,
+        command=command,
+        hyperparameters=jsonable(options.hyperparameters()),
+        preprocessing=options.preprocessing.as_dict(),
+        positive_class=options.positive_class,
+        heartbeat_at=timezone.now() if status == ModelVersion.Status.TRAINING else None,
+    )
+    version.full_clean()
+    version.save()
+    return version
+
+
 def model_version_train(
     *,
     data_dir: DataFolders,
@@ -57,40 +88,133 @@ def model_version_train(
     it succeeded.
 
     Bad input (folders, classes, positive class, patients, weights file) is refused before any version row
-    exists. A run that
-    breaks later is stored as failed, and one stopped with Ctrl-C as interrupted with its best weights.
+    exists. A run that breaks later is stored as failed, and one stopped with Ctrl-C as interrupted with its
+    best weights.
     """
-    options = options_for_dataset(options, check_dataset(data_dir, options))
-    weights = options.model.weights
-    if weights not in ("imagenet", "none") and not Path(weights).expanduser().is_file():
-        raise WeightsError(f"Weights file {weights} does not exist. Use --weights imagenet|none|PATH.")
+    version = model_version_create(data_dir=data_dir, options=options, name=name, command=command)
+    return _train(version, data_dir, options, activate=activate, activated_by=activated_by, log=log, verbose=verbose)
 
-    version = ModelVersion(
-        name=name or next_version_name(),
-        command=command,
-        hyperparameters=jsonable(options.hyperparameters()),
-        preprocessing=options.preprocessing.as_dict(),
-        positive_class=options.positive_class,
+
+def model_version_queue(
+    *,
+    data_dir: DataFolders,
+    options: RunOptions,
+    name: str | None = None,
+    command: str = "",
+    activate: bool = False,
+) -> ModelVersion:
+    """A queued version row, and its run handed to a training worker (``celery worker -Q training``)
+    as typed values: the row's id and the options as a dict, checked here and again there."""
+    from mlcore.tasks import train_model_version
+
+    version = model_version_create(
+        data_dir=data_dir, options=options, name=name, command=command, status=ModelVersion.Status.QUEUED
     )
-    version.full_clean()
-    version.save()
+    arguments = {
+        "version_id": version.pk,
+        "data_dir": str(data_dir) if isinstance(data_dir, str | Path) else [str(folder) for folder in data_dir],
+        "options": options.to_dict(),
+        "activate": activate,
+    }
+    transaction.on_commit(lambda: train_model_version.delay(**arguments))
+    return version
+
+
+def model_version_train_queued(
+    *,
+    version: ModelVersion,
+    data_dir: str | Path,
+    options: RunOptions,
+    activate: bool = False,
+    log: Callable[[str], None] = print,
+) -> ModelVersion:
+    """Train a queued version on a training worker; a version no longer queued (already taken, or
+    failed meanwhile) is left alone, so a task delivered twice trains once."""
+    claimed = ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.QUEUED).update(
+        status=ModelVersion.Status.TRAINING, heartbeat_at=timezone.now()
+    )
+    version.refresh_from_db()
+    if not claimed:
+        log(f"Version {version.name} is {version.get_status_display().lower()}, not queued: nothing to train.")
+        return version
+    return _train(version, data_dir, options, activate=activate, activated_by=None, log=log, verbose=0)
+
+
+def _train(version, data_dir, options, *, activate, activated_by, log, verbose) -> ModelVersion:
+    """Run the pipeline for a version row in TRAINING, beating its heartbeat on every log line and epoch."""
+
+    def log_and_beat(message: str) -> None:
+        log(message)
+        model_version_heartbeat(version=version)
+
     work_dir = Path(tempfile.mkdtemp(prefix=f"covidxray-train-{version.pk}-"))
     try:
-        run = train_from_folder(data_dir, options, work_dir, log=log, verbose=verbose)
+        run = train_from_folder(
+            data_dir,
+            options,
+            work_dir,
+            log=log_and_beat,
+            verbose=verbose,
+            on_epoch=lambda epoch, logs: model_version_heartbeat(version=version),
+        )
         _store_run(version, run)
     except BaseException as error:
-        version.status = (
-            ModelVersion.Status.INTERRUPTED if isinstance(error, KeyboardInterrupt) else ModelVersion.Status.FAILED
-        )
-        version.error = f"{type(error).__name__}: {error}"
-        version.finished_at = timezone.now()
-        version.save(update_fields=["status", "error", "finished_at"])
+        _finish_failed(version, error)
         raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     if activate and version.status == ModelVersion.Status.SUCCEEDED:
         model_version_activate(version=version, activated_by=activated_by)
     return version
+
+
+def _finish_failed(version: ModelVersion, error: BaseException) -> None:
+    version.status = (
+        ModelVersion.Status.INTERRUPTED if isinstance(error, KeyboardInterrupt) else ModelVersion.Status.FAILED
+    )
+    version.error = f"{type(error).__name__}: {error}"
+    version.finished_at = timezone.now()
+    version.save(update_fields=["status", "error", "finished_at"])
+
+
+def model_version_heartbeat(*, version: ModelVersion) -> None:
+    """The training process is alive; only a version still training takes the beat."""
+    now = timezone.now()
+    if ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.TRAINING).update(heartbeat_at=now):
+        version.heartbeat_at = now  # the row is saved whole when the run is stored
+
+
+def model_versions_fail_stale(*, stale_after: datetime.timedelta | None = None, now=None) -> list[ModelVersion]:
+    """Mark failed the versions still "training" whose process gave no sign of life for ``stale_after``
+    (a worker killed, a machine gone): without this they would stay "training" for ever.
+
+    A row from before heartbeats counts from its creation time.
+    """
+    stale_after = stale_after or datetime.timedelta(seconds=settings.TRAINING_STALE_SECONDS)
+    now = now or timezone.now()
+    limit = now - stale_after
+    stale = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).filter(
+        Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, created_at__lt=limit)
+    )
+    failed = []
+    for version in stale:
+        last = version.heartbeat_at or version.created_at
+        # Only if it did not beat meanwhile: the same heartbeat as read, still training.
+        marked = ModelVersion.objects.filter(
+            pk=version.pk, status=ModelVersion.Status.TRAINING, heartbeat_at=version.heartbeat_at
+        ).update(
+            status=ModelVersion.Status.FAILED,
+            finished_at=now,
+            error=(
+                f"The training process stopped giving signs of life: last heartbeat {last:%Y-%m-%d %H:%M:%S %Z}, "
+                f"none for {stale_after.total_seconds() / 60:.0f} minutes. The worker probably died "
+                "(killed, out of memory, machine restarted); train again."
+            ),
+        )
+        if marked:
+            version.refresh_from_db()
+            failed.append(version)
+    return failed
 
 
 @transaction.atomic
@@ -113,6 +237,8 @@ def _store_run(version: ModelVersion, run: TrainingRun) -> None:
     audit = {"shortcut_audit": run.shortcut_audit} if run.shortcut_audit else {}
     version.metrics = jsonable(run.test_metrics | audit)
     version.environment = run.environment
+    version.provenance = jsonable(run.provenance)
+    version.shortcut_audit = jsonable(run.shortcut_audit)
     version.temperature = run.temperature
     version.indeterminate_low, version.indeterminate_high = run.band.low, run.band.high
     version.heatmap_scale = run.heatmap_scale

@@ -311,7 +311,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "diagnosis.tasks.requeue_stale_scans",
         "schedule": env.float("COVIDXRAY_REQUEUE_INTERVAL_SECONDS", default=60.0),
     },
+    "fail-stale-training-versions": {
+        "task": "mlcore.tasks.fail_stale_training_versions",
+        "schedule": 5 * 60.0,
+    },
 }
+# A version "training" whose process gave no sign of life (a log line, an epoch) for this long is marked
+# failed by the periodic task above: its worker died. Longer than the slowest epoch.
+TRAINING_STALE_SECONDS = env.int("COVIDXRAY_TRAINING_STALE_MINUTES", default=60) * 60
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Unacknowledged tasks of a worker that vanished come back after this long.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=15 * 60)}

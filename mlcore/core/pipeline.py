@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from mlcore.core.dataset import (
     resolve_patients,
     split_dataset,
 )
-from mlcore.core.evaluation import THRESHOLD_RULE, call_class, evaluate, proportion_with_interval
+from mlcore.core.evaluation import THRESHOLD_RULE, call_class, evaluate, jsonable, proportion_with_interval
 from mlcore.core.gate import (
     DEFAULT_QUANTILE,
     IMAGE_CHECK_UNAVAILABLE,
@@ -44,6 +45,7 @@ from mlcore.core.inference import load_model
 from mlcore.core.model import ModelConfig, build_network, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
+from mlcore.core.provenance import run_provenance
 from mlcore.core.reliability import fit_reliability, reliability_figures
 from mlcore.core.shortcuts import shortcut_audit
 from mlcore.core.training import TrainingConfig, TrainingOutcome, seed_everything, train_network
@@ -80,6 +82,32 @@ class RunOptions:
             "band_max_error": self.band_max_error,
             "refuse_examples": self.refuse_examples,
         }
+
+    def to_dict(self) -> dict:
+        """Plain JSON types, to cross a task queue; ``from_dict`` rebuilds the same options."""
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunOptions:
+        options = _dataclass_from_dict(cls, data)
+        if options.class_aliases:
+            options.class_aliases = {name: tuple(names) for name, names in options.class_aliases.items()}
+        return options
+
+
+def _dataclass_from_dict(cls, data: dict):
+    """A dataclass from ``asdict`` output, nested dataclasses included; a key it does not know is an error
+    (a worker running other code than the side that queued the run)."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls) if f.init}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no option {', '.join(sorted(unknown))}.")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        values[name] = _dataclass_from_dict(hint, value) if is_dataclass(hint) and isinstance(value, dict) else value
+    return cls(**values)
 
 
 @dataclass
@@ -142,7 +170,9 @@ def train_from_folder(
     *,
     log: Callable[[str], None] = print,
     verbose: int = 1,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainingRun:
+    """``on_epoch(epoch, logs)`` is called after every training epoch (a caller's heartbeat, for one)."""
     dataset = check_dataset(data_dirs, options)
     options = options_for_dataset(options, dataset)
     refuse = refuse_features(options.refuse_examples, options.preprocessing, log=log)
@@ -173,6 +203,12 @@ def train_from_folder(
     log(
         "Split (images): " + ", ".join(f"{name} {summary['counts'][name]}" for name in ("train", "validation", "test"))
     )
+    provenance = run_provenance(
+        paths=[item.path for item in items],
+        split=split.as_dict(),
+        roots=dataset.roots,
+        seeds={"training": options.training.seed, "split": options.training.seed},
+    )
 
     pretrained = options.model.weights != "none"
     seed_everything(options.training.seed)  # before building: the seed fixes the initial weights
@@ -194,6 +230,7 @@ def train_from_folder(
         sources=[items[i].source for i in split.train],
         verbose=verbose,
         log=log,
+        on_epoch=on_epoch,
     )
     model_path = work_dir / MODEL_FILENAME
     parts.model.save(model_path)
@@ -207,6 +244,7 @@ def train_from_folder(
         outcome=outcome,
         model_path=model_path,
         environment=_environment(),
+        provenance=provenance,
     )
     run.plots.update(_training_plots(outcome, images, items, split.as_dict(), dataset.class_names, options))
     if outcome.interrupted:

@@ -247,11 +247,13 @@ def train_network(
     sources: list[str | None] | None = None,
     verbose: int = 1,
     log: Callable[[str], None] = print,
+    on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainingOutcome:
     """Train in place; afterwards ``parts.model`` holds the best weights seen on validation.
 
     ``positive_index`` is the column whose own AUC ("auc", "val_auc") early stopping monitors; ``sources``
-    (one per training image) serve source-balanced sample weights.
+    (one per training image) serve source-balanced sample weights. ``on_epoch(epoch, logs)`` is called after
+    every epoch of every phase, epochs counted across phases.
     """
     seed_everything(config.seed)
     history: dict[str, list] = {}
@@ -283,6 +285,7 @@ def train_network(
             epoch_offset,
             verbose,
             augment=augmentation,
+            on_epoch=on_epoch,
         )
         phase_seconds[phase.replace("-", "_")] = time.perf_counter() - phase_started
         fitted = len(next(iter(fit_history.history.values()), []))
@@ -415,6 +418,7 @@ def _fit(
     verbose,
     *,
     augment,
+    on_epoch,
 ):
     import keras
     import tensorflow as tf
@@ -445,6 +449,10 @@ def _fit(
         keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: best.offer(offset + epoch, logs)),
         clock,
     ]
+    if on_epoch is not None:
+        callbacks.append(
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(offset + epoch, logs or {}))
+        )
     fit_history = model.fit(
         train,
         validation_data=(x_val, y_val),

@@ -54,6 +54,48 @@ ALL_PATTERNS = [entry for entry in walk(get_resolver().url_patterns) if "(?" not
 def test_the_walk_covers_the_app_and_the_admin():
     names = {name for name, _, _ in ALL_PATTERNS}
     assert {"home", "accounts:profile", "accounts:password_change", "admin:index"} <= names
+    assert CUSTOM_ADMIN_PAGES <= names
+
+
+# Admin pages a ModelAdmin adds by hand (get_urls), with the permission each one checks itself.
+CUSTOM_ADMIN_PAGES = {"admin:diagnosis_scan_monitoring", "admin:mlcore_modelversion_card"}
+STANDARD_ADMIN_SUFFIXES = ("_changelist", "_add", "_change", "_delete", "_history")
+STANDARD_ADMIN_NAMES = {
+    "admin:index",
+    "admin:login",
+    "admin:logout",
+    "admin:password_change",
+    "admin:password_change_done",
+    "admin:autocomplete",
+    "admin:jsi18n",
+    "admin:view_on_site",
+    "admin:app_list",
+}
+
+
+def test_every_custom_admin_page_is_listed_so_someone_decided_who_may_open_it():
+    custom = {
+        name
+        for name, _, _ in ALL_PATTERNS
+        if name.startswith("admin:")
+        and name not in STANDARD_ADMIN_NAMES
+        and not name.endswith(STANDARD_ADMIN_SUFFIXES)
+    }
+    assert custom == CUSTOM_ADMIN_PAGES
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [(name, path) for name, path, _ in ALL_PATTERNS if name in CUSTOM_ADMIN_PAGES]
+)
+def test_custom_admin_pages_refuse_doctors_and_staff_without_permissions(client, make_doctor, make_staff, name, path):
+    client.force_login(make_doctor())
+    doctor = client.get(path)
+    client.force_login(make_staff())
+    staff = client.get(path)
+
+    assert doctor.status_code == 302, f"{name} ({path}) answered a doctor {doctor.status_code}"
+    assert doctor["Location"].startswith(reverse("admin:login") + "?next=")
+    assert staff.status_code == 403, f"{name} ({path}) answered staff without permissions {staff.status_code}"
 
 
 def test_only_the_sign_in_pages_the_favicon_and_the_token_endpoints_skip_the_sign_in():

@@ -40,6 +40,7 @@ def test_the_doctor_pages_and_the_admin_break_no_rule_of_the_policy(
         (f"/admin/mlcore/modelversion/{validated_version.pk}/change/", "Figures from the internal test split"),
         ("/admin/mlcore/evaluation/", "/data/test"),
         (f"/admin/diagnosis/scan/monitoring/{validated_version.pk}/", "verification bias"),
+        (f"/admin/mlcore/modelversion/{validated_version.pk}/card/", "Intended use"),
         ("/admin/interop/apitoken/", "API token"),
         ("/admin/interop/apitoken/add/", "Valid days"),
     ]

@@ -15,7 +15,7 @@ from mlcore.core.pipeline import RunOptions
 from mlcore.core.preprocessing import PreprocessingSpec
 from mlcore.core.training import AugmentationConfig, TrainingConfig
 from mlcore.reporting import metrics_lines, shortcut_audit_of, shortcut_lines
-from mlcore.services import model_version_train
+from mlcore.services import model_version_queue, model_version_train
 
 
 class Command(BaseCommand):
@@ -136,9 +136,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        if opts["queue"]:
-            self._queue(opts)
-            return
         pretrained = opts["weights"] != "none"
         try:
             options = RunOptions(
@@ -193,6 +190,9 @@ class Command(BaseCommand):
                 band_max_error=opts["band_max_error"],
                 refuse_examples=opts["refuse_examples"],
             )
+            if opts["queue"]:
+                self._queue(opts, options)
+                return
             version = model_version_train(
                 data_dir=data_folders(opts["data"]),
                 options=options,
@@ -211,14 +211,19 @@ class Command(BaseCommand):
         if version.status != version.Status.SUCCEEDED:
             raise CommandError(f"Version {version.name} is {version.status}: {version.error}")
 
-    def _queue(self, opts) -> None:
-        """The same run, as arguments a training worker parses again (so both sides validate alike)."""
-        from mlcore.tasks import TRAINING_QUEUE, train_model_version
+    def _queue(self, opts, options: RunOptions) -> None:
+        """A queued version row; a training worker takes it with the same options, as typed values."""
+        from mlcore.tasks import TRAINING_QUEUE
 
-        arguments = _arguments(self.create_parser("manage.py", "train_model"), opts)
-        result = train_model_version.delay(arguments)
+        version = model_version_queue(
+            data_dir=opts["data"],
+            options=options,
+            name=opts["name"],
+            command=self._command_line(opts),
+            activate=opts["activate"],
+        )
         self.stdout.write(
-            f"Queued on the {TRAINING_QUEUE!r} queue as task {result.id}: train_model {shlex.join(arguments)}\n"
+            f"Queued version {version.name} on the {TRAINING_QUEUE!r} queue.\n"
             "Follow it in the admin (Model versions) once a training worker picks it up."
         )
 
@@ -246,27 +251,6 @@ class Command(BaseCommand):
             lines.append("Shortcut audit (the same split, thumbnails only):")
             lines.extend(shortcut_lines(audit))
         return "\n".join(lines)
-
-
-def _arguments(parser, opts) -> list[str]:
-    """Command-line arguments that reproduce the chosen options (defaults left out, --queue dropped)."""
-    arguments = []
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "queue", "verbosity", "settings", "pythonpath"):
-            continue
-        if action.dest in ("traceback", "no_color", "force_color", "skip_checks", "version"):
-            continue
-        value = opts.get(action.dest, action.default)
-        if value == action.default or value is None:
-            continue
-        flag = action.option_strings[-1]
-        if value is True:
-            arguments.append(flag)
-        elif isinstance(value, list):
-            arguments += [part for item in value for part in (flag, str(item))]
-        else:
-            arguments += [flag, str(value)]
-    return arguments
 
 
 def _message(error: Exception) -> str:
