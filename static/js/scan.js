@@ -157,7 +157,7 @@
     list.replaceChildren();
     for (const entry of entries) {
       const term = document.createElement("dt");
-      term.className = entry.called ? "col-6 fw-semibold" : "col-6";
+      term.className = entry.called ? "col-6 fw-semibold" : "col-6 fw-normal";
       term.dataset.class = entry.name;
       term.textContent = entry.display;
       const value = document.createElement("dd");

@@ -201,7 +201,8 @@ def test_a_three_class_reading_shows_every_class_the_call_and_the_rule_below_the
         ("OTHER_PNEUMONIA", "Other pneumonia (not COVID-19)", "0.600"),
         ("NORMAL", "Normal", "0.100"),
     ]
-    assert '<dt class="col-6 fw-semibold" data-class="OTHER_PNEUMONIA">' in html
+    assert '<dt class="col-6 fw-semibold" data-class="OTHER_PNEUMONIA">' in html  # the called class stands out
+    assert '<dt class="col-6 fw-normal" data-class="NORMAL">' in html
     assert re.search(
         r'<span id="scan-label" class="badge text-bg-success">Other pneumonia \(not COVID-19\)</span>', html
     )
