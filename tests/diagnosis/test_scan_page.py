@@ -78,6 +78,8 @@ def test_a_three_class_reading_shows_every_class_by_name_without_a_reload(
     assert rows[::2] == ["COVID-19 pneumonia", "Other pneumonia (not COVID-19)", "Normal"]
     assert rows[1::2] == [f"{scan.probabilities[name]:.3f}" for name in THREE_CLASSES]
     assert browser.find_element(By.ID, "scan-label").text == display_name(scan.label)
+    called = browser.find_element(By.CSS_SELECTOR, "#class-probabilities dt.fw-semibold")
+    assert called.get_attribute("data-class") == scan.label
     assert (
         "more probable of Other pneumonia (not COVID-19) and Normal"
         in browser.find_element(By.ID, "scan-negative-rule").text
