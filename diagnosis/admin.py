@@ -116,13 +116,15 @@ class ScanAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export reviewed scans as a training dataset (zip)", permissions=["export_dataset"])
     def export_training_dataset(self, request, queryset):
-        """The selected scans reviewed as COVID or NORMAL, laid out for ``train_model --data``."""
+        """The selected scans reviewed as one of the classes (COVID-19, other pneumonia, normal), laid out
+        for ``train_model --data``."""
         archive, summary = reviewed_scans_export_zip(scans=queryset, exported_by=request.user)
         if not summary.written:
             archive.close()
             self.message_user(
                 request,
-                f"Nothing to export: no selected scan is reviewed as COVID or NORMAL. {summary.skipped_text()}",
+                "Nothing to export: no selected scan is reviewed as COVID-19, other pneumonia or normal. "
+                f"{summary.skipped_text()}",
                 messages.WARNING,
             )
             return None

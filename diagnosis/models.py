@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from diagnosis.storage import scan_store
+from mlcore.core import classes
 
 
 def random_scan_name(instance, filename: str) -> str:
@@ -127,10 +128,13 @@ class Review(models.Model):
     """A doctor's reading of a scan next to the model's: the finding that counts, and feeds training."""
 
     class Finding(models.TextChoices):
-        COVID = "COVID", "COVID-19 pneumonia"
-        NORMAL = "NORMAL", "Normal"
-        OTHER = "OTHER", "Other finding"
-        INDETERMINATE = "INDETERMINATE", "Indeterminate"
+        """Named as the model's classes where they are one (mlcore.core.classes owns what each counts as)."""
+
+        COVID = classes.COVID, classes.FINDINGS[classes.COVID]
+        OTHER_PNEUMONIA = classes.OTHER_PNEUMONIA, classes.FINDINGS[classes.OTHER_PNEUMONIA]
+        NORMAL = classes.NORMAL, classes.FINDINGS[classes.NORMAL]
+        OTHER = classes.OTHER_FINDING, classes.FINDINGS[classes.OTHER_FINDING]
+        INDETERMINATE = classes.INDETERMINATE_FINDING, classes.FINDINGS[classes.INDETERMINATE_FINDING]
 
     scan = models.OneToOneField(Scan, on_delete=models.CASCADE, related_name="review")
     agrees_with_model = models.BooleanField()

@@ -4,10 +4,10 @@ Which scans count:
 - Read by the version: done or not assessable with this version. Not-assessable scans and indeterminate
   results are not calls: they get their own shares and are left out of agreement, sensitivity and
   specificity.
-- The doctor's final finding is the reference: the version's positive class (COVID-19) is positive;
-  "Normal" and "Other finding" are negative (the doctor found no COVID-19: another pneumonia is exactly
-  what the model must not call COVID-19); a doctor's "Indeterminate" gives no reference and is counted
-  apart.
+- The doctor's final finding is the reference, by mlcore.core.classes.finding_reference: the version's
+  positive class (COVID-19) is positive; "Other pneumonia", "Normal" and "Other finding" are negative (the
+  doctor found no COVID-19: another pneumonia is exactly what the model must not call COVID-19); a
+  doctor's "Indeterminate" gives no reference and is counted apart.
 """
 
 from collections import defaultdict
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from diagnosis.models import Review, Scan
 from diagnosis.reading import percent
+from mlcore.core.classes import RESULT_NEGATIVE, RESULT_POSITIVE, display_name, finding_reference
 from mlcore.core.evaluation import proportion_with_interval
 from mlcore.models import ModelVersion
 
@@ -25,9 +26,10 @@ VERIFICATION_BIAS = (
     "they chose to review are counted, so agreement, sensitivity and specificity here are an upper bound."
 )
 COUNTING_RULES = (
-    "Positive is a final finding of COVID-19; 'Normal' and 'Other finding' count as negative; a doctor's "
-    "'Indeterminate' has no reference and is left out. Not-assessable scans and indeterminate model results "
-    "are not calls: they are counted as shares of all scans read, not in agreement, sensitivity or specificity."
+    "Positive is a final finding of COVID-19; 'Other pneumonia', 'Normal' and 'Other finding' count as "
+    "negative; a doctor's 'Indeterminate' has no reference and is left out. Not-assessable scans and "
+    "indeterminate model results are not calls: they are counted as shares of all scans read, not in "
+    "agreement, sensitivity or specificity."
 )
 UNKNOWN = "unknown"
 
@@ -64,12 +66,13 @@ class _Tally:
             return
         self.reviewed_calls += 1
         self.agreed += bool(row["review__agrees_with_model"])
-        if finding == Review.Finding.INDETERMINATE:
+        reference = finding_reference(finding, positive_class=positive_class)
+        if reference is None:
             self.doctor_indeterminate += 1
-        elif finding == positive_class:
+        elif reference == RESULT_POSITIVE:
             self.doctor_positive += 1
             self.true_positive += call == Scan.Result.POSITIVE
-        else:
+        elif reference == RESULT_NEGATIVE:
             self.doctor_negative += 1
             self.true_negative += call == Scan.Result.NEGATIVE
             counts = self.by_finding[finding]
@@ -139,6 +142,7 @@ def model_version_monitoring(*, version: ModelVersion) -> dict:
     return {
         "version": version.name,
         "positive_class": version.positive_class,
+        "positive_name": display_name(version.positive_class),
         "overall": overall.figures(),
         "per_month": [{"month": month} | months[month].figures() for month in sorted(months)],
         "per_device": [{"device": device} | devices[device].figures() for device in sorted(devices)],

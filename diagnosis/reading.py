@@ -8,10 +8,11 @@ specificity. Numbers are given with their texts so that the page, its poller and
 from django.conf import settings
 
 from diagnosis.models import Scan
+from mlcore.core.classes import short_name
 from mlcore.core.evaluation import predictive_value_ranges, predictive_values
 from mlcore.models import ModelVersion
 from mlcore.reporting import evidence_description
-from mlcore.selectors import evaluation_best_evidence, evaluation_figures
+from mlcore.selectors import evaluation_best_evidence, evaluation_figures, model_version_classes
 
 
 def scan_reading_get(*, scan) -> dict:
@@ -46,6 +47,7 @@ def scan_reading_get(*, scan) -> dict:
     if evaluation is None:
         return reading | {"unavailable": _no_evidence(version, evaluations, scan.threshold)}
     figures = evaluation_figures(metrics=evaluation.metrics)
+    positive = short_name(model_version_classes(version=version).positive)
     sensitivity, specificity = figures["sensitivity"], figures["specificity"]
     ppv, npv = predictive_values(
         sensitivity=sensitivity["value"], specificity=specificity["value"], prevalence=prevalence
@@ -59,12 +61,12 @@ def scan_reading_get(*, scan) -> dict:
         "available": True,
         "evidence": evidence_description(evaluation),
         "images": evaluation.metrics.get("n"),
-        "sensitivity": _proportion(sensitivity, "with COVID-19"),
-        "specificity": _proportion(specificity, "without COVID-19"),
+        "sensitivity": _proportion(sensitivity, f"with {positive}"),
+        "specificity": _proportion(specificity, f"without {positive}"),
         "ppv": _predictive(ppv, ranges["ppv"]),
         "npv": _predictive(npv, ranges["npv"]),
     }
-    reading["explanation"] = _explanation(scan, version, reading)
+    reading["explanation"] = _explanation(scan, reading, positive=positive)
     return reading
 
 
@@ -109,20 +111,20 @@ def _per_100(share: float) -> str:
     return "fewer than 1" if count == 0 else f"about {count}"
 
 
-def _explanation(scan, version: ModelVersion, reading: dict) -> str | None:
-    """One sentence: how many of 100 patients with this result have COVID-19, at this prevalence."""
-    if not scan.label:
-        return None
-    if scan.label == version.positive_class:
+def _explanation(scan, reading: dict, *, positive: str) -> str | None:
+    """One sentence: how many of 100 patients with this result have the positive class, at this prevalence."""
+    if scan.result == Scan.Result.POSITIVE:
         share, low, high = (reading["ppv"][key] for key in ("value", "low", "high"))
-    else:
+    elif scan.result == Scan.Result.NEGATIVE:
         npv = reading["npv"]
         share, low, high = (None if value is None else 1 - value for value in (npv["value"], npv["high"], npv["low"]))
+    else:
+        return None
     if share is None:
         return None
     sentence = (
         f"Of patients with this result at a prevalence of {reading['prevalence_text']}, "
-        f"{_per_100(share)} in 100 have COVID-19"
+        f"{_per_100(share)} in 100 have {positive}"
     )
     if low is not None:
         sentence += (

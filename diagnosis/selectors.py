@@ -19,6 +19,8 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from diagnosis.models import Patient, Review, Scan
+from mlcore.core.classes import ClassSet
+from mlcore.selectors import model_version_classes
 
 
 def _in_care_of(user) -> Q:
@@ -113,8 +115,8 @@ def patient_actions_for(*, user, patient: Patient) -> PatientActions:
     )
 
 
-# "Positive" means one thing everywhere: a done reading whose result is positive (written by the worker
-# from the version's positive class). Indeterminate and not-assessable scans are neither positive nor negative.
+# "Positive" means one thing everywhere: a done reading whose result is positive, written by the worker from
+# mlcore.core.classes.reading_call. Indeterminate and not-assessable scans are neither positive nor negative.
 POSITIVE = Q(status=Scan.Status.DONE, result=Scan.Result.POSITIVE)
 AWAITING_REVIEW = Q(status=Scan.Status.DONE, review__isnull=True)
 WORKLIST_FILTERS = {"awaiting": AWAITING_REVIEW, "positive": POSITIVE}
@@ -122,6 +124,11 @@ WORKLIST_FILTERS = {"awaiting": AWAITING_REVIEW, "positive": POSITIVE}
 
 def scan_is_positive(scan: Scan) -> bool:
     return scan.status == Scan.Status.DONE and scan.result == Scan.Result.POSITIVE
+
+
+def scan_classes(scan: Scan) -> ClassSet:
+    """The classes of the version that read the scan; a scan no version has read is COVID against NORMAL."""
+    return model_version_classes(version=scan.model_version if scan.model_version_id else None)
 
 
 def patient_list_for_user(*, user, query: str = "") -> QuerySet[Patient]:

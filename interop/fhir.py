@@ -3,10 +3,11 @@
 FHIR R4B (4.3.0), the models fhir.resources ships for the R4 line: R4B changed no element of
 DiagnosticReport, Observation, Device or Attachment from R4 (4.0.1), so R4 clients read these as R4.
 
-One DiagnosticReport per scan. Its Observations (the finding, the probability of each class, the
-decision threshold) and the Device that names the model version are contained in it: they have no
-life outside the report. R4's DiagnosticReport has no `device` element, so each Observation names
-the Device, as the IHE AI Results profile does. The subject is the patient by medical record number.
+One DiagnosticReport per scan. Its Observations (the finding, the class called, the calibrated
+probability of each class of the version, the decision threshold) and the Device that names the model
+version are contained in it: they have no life outside the report. R4's DiagnosticReport has no
+`device` element, so each Observation names the Device, as the IHE AI Results profile does. The
+subject is the patient by medical record number.
 """
 
 import base64
@@ -19,7 +20,8 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from diagnosis.models import Review, Scan
-from diagnosis.selectors import scan_is_positive
+from diagnosis.selectors import scan_classes
+from mlcore.core.classes import class_result, display_name, ordered_probabilities, short_name
 
 CODES = "urn:covidxray:fhir:codes"
 LOINC = "http://loinc.org"
@@ -42,15 +44,17 @@ FINDING_CODE = {
     "coding": [{"system": CODES, "code": "covid19-pneumonia-reading", "display": "COVID-19 pneumonia: model reading"}],
     "text": "COVID-19 pneumonia on chest radiograph: model reading",
 }
+CALLED_CLASS_CODE = {
+    "coding": [{"system": CODES, "code": "called-class", "display": "Class called by the model"}],
+    "text": "Class called by the model",
+}
 DEVICE_ID = "model"
 DECISION_SUPPORT = "Decision support, not a diagnosis: the doctor's own reading of the radiograph decides."
 
 
 def scan_result(scan: Scan) -> str:
     """The reading's result; readings stored before results existed are positive or negative by label."""
-    if scan.result:
-        return scan.result
-    return Scan.Result.POSITIVE if scan_is_positive(scan) else Scan.Result.NEGATIVE
+    return scan.result or class_result(scan.label, classes=scan_classes(scan))
 
 
 def _instant(moment: datetime.datetime) -> str:
@@ -102,18 +106,26 @@ def _observations(scan: Scan, common: dict) -> list[dict]:
         valueCodeableConcept={"coding": [{"system": SNOMED, **snomed}], "text": Scan.Result(result).label},
         interpretation=[{"coding": [{"system": INTERPRETATION, **interpretation}]}],
     )
-    positive_class = scan.model_version.positive_class if scan.model_version_id else "COVID"
-    probabilities = scan.probabilities or ({positive_class: scan.probability} if scan.probability is not None else {})
+    classes = scan_classes(scan)
     observations = [finding]
-    for class_name, value in probabilities.items():
-        coding = {"system": CODES, "code": f"probability-{class_name}", "display": f"Probability of {class_name}"}
-        code = {"coding": [coding], "text": f"Calibrated probability of {class_name}"}
+    if scan.label:
+        called = {"coding": [{"system": CODES, "code": scan.label, "display": display_name(scan.label)}]}
+        called["text"] = display_name(scan.label)
+        observations.append(_observation(scan, common, "called-class", CALLED_CLASS_CODE, valueCodeableConcept=called))
+    probabilities = scan.probabilities or (
+        {classes.positive: scan.probability} if scan.probability is not None else {}
+    )
+    for class_name, value in ordered_probabilities(probabilities, classes=classes):
+        name = display_name(class_name)
+        coding = {"system": CODES, "code": f"probability-{class_name}", "display": f"Probability of {name}"}
+        code = {"coding": [coding], "text": f"Calibrated probability of {name}"}
         element_id = f"probability-{_element_id(class_name)}"
         observations.append(_observation(scan, common, element_id, code, valueQuantity=_probability(value)))
     if scan.threshold is not None:
         code = {
             "coding": [{"system": CODES, "code": "decision-threshold", "display": "Decision threshold"}],
-            "text": f"Threshold on the probability of {positive_class} at or above which the model calls it",
+            "text": f"Threshold on the probability of {display_name(classes.positive)} at or above which the model "
+            "calls it",
         }
         observations.append(_observation(scan, common, "threshold", code, valueQuantity=_probability(scan.threshold)))
     return observations
@@ -124,14 +136,18 @@ def _conclusion(scan: Scan) -> str:
         reason = scan.status_message or "the image is not a chest radiograph the model reads"
         text = f"Not assessable: {reason}. The model made no reading."
     else:
-        figures = f"P(COVID-19) = {scan.probability:.3f}, threshold {scan.threshold:.3f}"
+        classes = scan_classes(scan)
+        positive = display_name(classes.positive)
+        figures = f"P({short_name(classes.positive)}) = {scan.probability:.3f}, threshold {scan.threshold:.3f}"
         text = {
-            Scan.Result.POSITIVE: f"Model reading: COVID-19 pneumonia ({figures}).",
-            Scan.Result.NEGATIVE: f"Model reading: no COVID-19 pneumonia ({figures}).",
+            Scan.Result.POSITIVE: f"Model reading: {positive} ({figures}).",
+            Scan.Result.NEGATIVE: f"Model reading: no {positive} ({figures}).",
             Scan.Result.INDETERMINATE: (
-                f"Indeterminate: the model cannot separate this case into COVID-19 pneumonia or not ({figures})."
+                f"Indeterminate: the model cannot separate this case into {positive} or not ({figures})."
             ),
         }[scan_result(scan)]
+        if scan_result(scan) == Scan.Result.NEGATIVE and len(classes.negatives) > 1:
+            text += f" Called class: {display_name(scan.label)}."
     review = Review.objects.filter(scan=scan).select_related("reviewer").first()
     if review:
         agreement = "agrees" if review.agrees_with_model else "disagrees"

@@ -80,8 +80,8 @@ def metrics_lines(metrics: dict) -> list[str]:
 
 
 def shortcut_audit_of(version) -> dict:
-    """The version's shortcut audit: its own column where the model has one, else inside its test metrics."""
-    return getattr(version, "shortcut_audit", None) or (version.metrics or {}).get("shortcut_audit") or {}
+    """The version's shortcut audit ({} for versions trained before it)."""
+    return version.shortcut_audit or {}
 
 
 def shortcut_rows(audit: dict) -> list[tuple[str, str]]:

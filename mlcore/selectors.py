@@ -4,6 +4,7 @@ import math
 from collections.abc import Iterable
 
 from mlcore.core.calibration import Band
+from mlcore.core.classes import ClassSet, class_set
 from mlcore.core.gate import FeatureGate
 from mlcore.core.predictor import Reliability
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
@@ -20,6 +21,13 @@ def model_version_get(*, name_or_id: str) -> ModelVersion:
     if not query.exists() and name_or_id.isdigit():
         query = ModelVersion.objects.filter(pk=int(name_or_id))
     return query.get()
+
+
+def model_version_classes(*, version: ModelVersion | None) -> ClassSet:
+    """The classes a version calls and its positive one; no version (or an old one) is COVID against NORMAL."""
+    if version is None:
+        return class_set()
+    return class_set(version.class_names, version.positive_class)
 
 
 def model_version_reliability(*, version: ModelVersion) -> Reliability:

@@ -233,9 +233,7 @@ def _store_run(version: ModelVersion, run: TrainingRun) -> None:
     version.threshold = run.threshold
     version.threshold_rule = run.threshold_rule
     version.validation_metrics = jsonable(run.validation_metrics)
-    # The shortcut audit sits in the test metrics until ModelVersion has a column of its own for it.
-    audit = {"shortcut_audit": run.shortcut_audit} if run.shortcut_audit else {}
-    version.metrics = jsonable(run.test_metrics | audit)
+    version.metrics = jsonable(run.test_metrics)
     version.environment = run.environment
     version.provenance = jsonable(run.provenance)
     version.shortcut_audit = jsonable(run.shortcut_audit)

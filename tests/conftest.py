@@ -119,18 +119,40 @@ def tiny_model_bytes(tmp_path_factory) -> bytes:
     return path.read_bytes()
 
 
+@pytest.fixture(scope="session")
+def tiny_three_class_model_bytes(tmp_path_factory) -> bytes:
+    """The tiny network with three outputs: COVID, OTHER_PNEUMONIA and NORMAL."""
+    import keras
+
+    from mlcore.core.model import ModelConfig, build_network
+
+    keras.utils.set_random_seed(20261205)
+    path = tmp_path_factory.mktemp("model-3") / "model.keras"
+    build_network(ModelConfig(image_size=TINY["image_size"], num_classes=3)).model.save(path)
+    return path.read_bytes()
+
+
+TWO_CLASSES = ["COVID", "NORMAL"]
+THREE_CLASSES = ["COVID", "OTHER_PNEUMONIA", "NORMAL"]
+
+
 @pytest.fixture
-def make_version(db, tiny_model_bytes):
-    def make(name="tiny-v1", *, activate=True) -> ModelVersion:
+def make_version(db, tiny_model_bytes, request):
+    """A tiny version, two-class (COVID/NORMAL) unless told ``class_names=THREE_CLASSES``."""
+
+    def make(name="tiny-v1", *, activate=True, class_names=TWO_CLASSES) -> ModelVersion:
         version = ModelVersion.objects.create(
             name=name,
             status=ModelVersion.Status.SUCCEEDED,
-            class_names=["COVID", "NORMAL"],
+            class_names=list(class_names),
             positive_class="COVID",
             threshold=0.5,
             preprocessing=TINY,
         )
-        version.model_file.save("model.keras", ContentFile(tiny_model_bytes))
+        model_bytes = (
+            tiny_model_bytes if len(class_names) == 2 else request.getfixturevalue("tiny_three_class_model_bytes")
+        )
+        version.model_file.save("model.keras", ContentFile(model_bytes))
         if activate:
             model_version_activate(version=version)
         return version

@@ -10,6 +10,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from accounts.models import User
 from diagnosis.models import Patient, Review, Scan
+from mlcore.core.classes import display_name
 from tests.accounts.test_browser_signup import fill, submit
 from tests.browser import save_screenshot, wait_for_text
 from tests.conftest import DOCTOR_PASSWORD
@@ -87,7 +88,7 @@ def test_register_approve_diagnose_review_and_report(browser, live_server, staff
     )
     scan = Scan.objects.get(patient=patient)
     assert scan.status == Scan.Status.DONE
-    assert browser.find_element(By.ID, "scan-label").text == scan.label
+    assert browser.find_element(By.ID, "scan-label").text == display_name(scan.label)
     save_screenshot(browser, "e2e-scan-result")
 
     disagree = scan.label == "COVID"

@@ -1,8 +1,10 @@
 """Reviewed scans as a dataset folder ``train_model`` reads, so doctors' findings train the next model.
 
-The layout is the one :func:`mlcore.core.dataset.discover_dataset` expects: one folder per class
-(``COVID/``, ``NORMAL/``) with the uploads de-identified, and a ``manifest.csv`` whose patient ids keep a
-patient's scans in one split. Patients appear only as keyed hashes; file names are scan ids.
+The layout is the one :func:`mlcore.core.dataset.discover_dataset` expects: one folder per class a
+doctor found (``COVID/``, ``OTHER_PNEUMONIA/``, ``NORMAL/``, by mlcore.core.classes.finding_training_class;
+a class nobody was found to have gets no empty folder) with the uploads de-identified, and a
+``manifest.csv`` whose patient ids keep a patient's scans in one split. Patients appear only as keyed
+hashes; file names are scan ids.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from django.utils.crypto import salted_hmac
 from django.utils.text import slugify
 
 from covidxray.audit import record_access
-from diagnosis.models import Review, Scan
-from mlcore.core.dataset import MANIFEST_NAME, NEGATIVE, POSITIVE
+from diagnosis.models import Scan
+from mlcore.core.classes import DEFAULT_CLASSES, finding_training_class
+from mlcore.core.dataset import MANIFEST_NAME
 from mlcore.core.deidentification import deidentify_dicom, raster_without_metadata
 from mlcore.core.imaging import ImageDecodeError
 
-CLASS_FOLDERS = {Review.Finding.COVID: POSITIVE, Review.Finding.NORMAL: NEGATIVE}
+CLASS_FOLDERS = DEFAULT_CLASSES
 EXTENSIONS = {Scan.FileType.PNG: ".png", Scan.FileType.JPEG: ".jpg", Scan.FileType.DICOM: ".dcm"}
 README_NAME = "README.txt"
 SOURCE = "covidxray-review"
@@ -46,7 +49,7 @@ MANIFEST_COLUMNS = (
     "agrees_with_model",
 )
 # What an export writes: only these may be replaced by an overwrite, so a wrong folder is never emptied.
-EXPORT_ENTRIES = {*CLASS_FOLDERS.values(), MANIFEST_NAME, README_NAME}
+EXPORT_ENTRIES = {*CLASS_FOLDERS, MANIFEST_NAME, README_NAME}
 # Its own right (Scan.Meta.permissions): reading scans does not let anyone take them out.
 EXPORT_PERMISSION = "diagnosis.export_dataset"
 EXPORT_REFUSED = (
@@ -62,7 +65,7 @@ class ExportError(Exception):
 @dataclass
 class ExportSummary:
     destination: Path
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_FOLDERS.values(), 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASS_FOLDERS, 0))
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -106,7 +109,7 @@ def reviewed_scans_export(
     scans: QuerySet[Scan] | None = None,
     overwrite: bool = False,
 ) -> ExportSummary:
-    """Write reviewed COVID/NORMAL scans, de-identified, a manifest and a README into `destination`.
+    """Write scans reviewed as one of the classes, de-identified, a manifest and a README into `destination`.
 
     For use outside a request (the management command): the audit log names `exported_by` as the reader.
     """
@@ -168,8 +171,6 @@ def _prepare(destination: Path, *, overwrite: bool) -> None:
             path.unlink()
     # Patient images: readable by the exporting account only.
     destination.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for folder in CLASS_FOLDERS.values():
-        (destination / folder).mkdir(mode=0o700)
 
 
 def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict]:
@@ -181,7 +182,7 @@ def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict
             summary.skipped.append((scan.pk, reason))
             continue
         review = scan.review
-        folder = CLASS_FOLDERS[review.final_finding]
+        folder = finding_training_class(review.final_finding)
         relative = f"{folder}/scan-{scan.pk}{EXTENSIONS[scan.file_type]}"
         try:
             with scan.image.open("rb") as handle:
@@ -196,6 +197,7 @@ def _write_images(scans, destination: Path, summary: ExportSummary) -> list[dict
         except ImageDecodeError as error:
             summary.skipped.append((scan.pk, f"the image could not be de-identified: {error}"))
             continue
+        (destination / folder).mkdir(mode=0o700, exist_ok=True)
         (destination / relative).write_bytes(data)
         summary.counts[folder] += 1
         rows.append(
@@ -225,7 +227,7 @@ def _skip_reason(scan: Scan) -> str:
     review = getattr(scan, "review", None)
     if review is None:
         return "not reviewed"
-    if review.final_finding not in CLASS_FOLDERS:
+    if finding_training_class(review.final_finding) is None:
         return f"final finding {review.get_final_finding_display()} is not a training class"
     return ""
 
@@ -244,7 +246,7 @@ def _write_manifest(path: Path, rows: list[dict]) -> None:
 
 
 def _write_readme(path: Path, summary: ExportSummary) -> None:
-    per_class = ", ".join(f"{count} in {name}/" for name, count in summary.counts.items())
+    per_class = ", ".join(f"{count} in {name}/" for name, count in summary.counts.items() if count)
     path.write_text(
         f"""CovidXray: reviewed scans as a training dataset
 Exported {timezone.now():%Y-%m-%d %H:%M %Z}: {summary.written} images ({per_class}).

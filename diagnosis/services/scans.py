@@ -13,6 +13,7 @@ from diagnosis.models import Patient, Review, Scan
 from diagnosis.selectors import patient_can_upload, scan_can_review
 from diagnosis.services.heatmaps import scans_heatmap_queue_missing
 from diagnosis.validators import validate_xray_upload
+from mlcore.core.classes import display_name, finding_agrees
 from mlcore.core.imaging import read_dicom_header
 
 UPLOAD_REFUSED = "Only the doctors caring for this patient can upload X-rays for them."
@@ -108,11 +109,11 @@ def scan_review(*, scan: Scan, reviewer, agrees_with_model: bool, final_finding:
         raise ValidationError(
             {"agrees_with_model": "The model made no call on this scan (indeterminate): give your own finding."}
         )
-    if agrees_with_model and final_finding != scan.label:
+    if agrees_with_model and not finding_agrees(final_finding, scan.label):
         raise ValidationError(
             {
-                "final_finding": f"You agree with the model, whose reading is {scan.label}; choose that finding "
-                "or say you disagree."
+                "final_finding": f"You agree with the model, whose reading is {display_name(scan.label)}; choose "
+                "that finding or say you disagree."
             },
         )
     review = Review.objects.filter(scan=scan).first() or Review(scan=scan)

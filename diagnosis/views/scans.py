@@ -15,9 +15,10 @@ from covidxray.sessions import session_not_renewed
 from diagnosis.forms import ReviewForm
 from diagnosis.models import Review, Scan
 from diagnosis.reading import scan_reading_get
-from diagnosis.selectors import scan_can_review, scan_get_for_user, scan_is_positive
+from diagnosis.selectors import scan_can_review, scan_classes, scan_get_for_user, scan_is_positive
 from diagnosis.services.report_pdf import scan_report_pdf_render
 from diagnosis.services.scans import REVIEW_REFUSED, scan_review
+from mlcore.core.classes import call_text, display_name, negative_rule_text, ordered_probabilities, short_name
 
 
 def _review_of(scan) -> Review | None:
@@ -143,9 +144,6 @@ def _percent_of_bar(value: float | None, *, margin: float = 0.0) -> float | None
 
 THRESHOLD_LABEL_MARGIN = 12.0
 REPORTED = (Scan.Status.DONE, Scan.Status.NOT_ASSESSABLE)
-RESULT_TEXTS = {
-    Scan.Result.INDETERMINATE: "Indeterminate: the model cannot separate this case",
-}
 
 
 def _band_percent(version) -> dict | None:
@@ -159,6 +157,7 @@ def _band_percent(version) -> dict | None:
 def scan_status_data(scan) -> dict:
     """What the scan page, its poller and the report show, in one place (JSON-ready)."""
     version = scan.model_version
+    classes = scan_classes(scan)
     not_assessable = scan.status == scan.Status.NOT_ASSESSABLE
     indeterminate = scan.status == scan.Status.DONE and scan.result == scan.Result.INDETERMINATE
     timings = {
@@ -174,15 +173,24 @@ def scan_status_data(scan) -> dict:
         "message": scan.status_message,
         "label": scan.label or None,
         "result": scan.result or None,
-        "result_display": RESULT_TEXTS.get(scan.result, scan.label) if scan.status == scan.Status.DONE else None,
+        "result_display": call_text(scan.label) if scan.status == scan.Status.DONE else None,
         "indeterminate": indeterminate,
         "not_assessable": not_assessable,
         "not_assessable_reason": scan.status_message if not_assessable else None,
         "gate_warning": (scan.gate or {}).get("warning"),
         "class_probabilities": [
-            {"name": name, "probability": value, "percent": _percent_of_bar(value)}
-            for name, value in (scan.probabilities or {}).items()
+            {
+                "name": name,
+                "display": display_name(name),
+                "probability": value,
+                "percent": _percent_of_bar(value),
+                "called": name == scan.label,
+            }
+            for name, value in ordered_probabilities(scan.probabilities or {}, classes=classes)
         ],
+        "positive_class": classes.positive,
+        "positive_name": short_name(classes.positive),
+        "negative_rule": negative_rule_text(classes),
         "band_percent": _band_percent(version) if version and scan.probability is not None else None,
         "probability": scan.probability,
         "threshold": scan.threshold,

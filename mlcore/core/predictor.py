@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from mlcore.core.calibration import Band, apply_temperature
+from mlcore.core.classes import class_set, reading_call
 from mlcore.core.gate import FeatureGate, GateVerdict, gate_features
 from mlcore.core.gradcam import picture_heatmap, readout_function, run_readout
 from mlcore.core.preprocessing import PreprocessingSpec
@@ -30,14 +31,11 @@ class Reliability:
 @dataclass(frozen=True)
 class Reading:
     label: str  # the class called, or "" when indeterminate
-    result: str  # RESULT_POSITIVE, RESULT_NEGATIVE or RESULT_INDETERMINATE
+    result: str  # mlcore.core.classes.RESULT_POSITIVE, RESULT_NEGATIVE or RESULT_INDETERMINATE
     probability: float  # calibrated, of the positive class
     raw_probability: float  # the network's own, of the positive class
     threshold: float
     probabilities: dict[str, float]  # calibrated, every class
-
-
-RESULT_POSITIVE, RESULT_NEGATIVE, RESULT_INDETERMINATE = "positive", "negative", "indeterminate"
 
 
 @dataclass
@@ -66,8 +64,9 @@ class Predictor:
         import keras
         import tensorflow as tf
 
-        self.class_names = list(class_names)
-        self.positive_index = self.class_names.index(positive_class)
+        self.classes = class_set(class_names, positive_class)
+        self.class_names = list(self.classes.names)
+        self.positive_index = self.classes.positive_index
         self.positive_class = positive_class
         self.threshold = float(threshold)
         self.spec = preprocessing
@@ -121,21 +120,16 @@ class Predictor:
 
     def reading(self, raw: np.ndarray) -> Reading:
         calibrated = apply_temperature(raw, self.reliability.temperature)
-        probability = float(calibrated[self.positive_index])
-        if self.reliability.band.contains(probability):
-            result, label = RESULT_INDETERMINATE, ""
-        elif probability >= self.threshold:
-            result, label = RESULT_POSITIVE, self.positive_class
-        else:
-            others = [i for i in range(len(self.class_names)) if i != self.positive_index]
-            result, label = RESULT_NEGATIVE, self.class_names[max(others, key=lambda i: calibrated[i])]
+        probabilities = {name: float(p) for name, p in zip(self.class_names, calibrated, strict=True)}
+        band = self.reliability.band
+        call = reading_call(probabilities, classes=self.classes, threshold=self.threshold, band=(band.low, band.high))
         return Reading(
-            label=label,
-            result=result,
-            probability=probability,
+            label=call.class_name,
+            result=call.result,
+            probability=probabilities[self.positive_class],
             raw_probability=float(raw[self.positive_index]),
             threshold=self.threshold,
-            probabilities={name: float(p) for name, p in zip(self.class_names, calibrated, strict=True)},
+            probabilities=probabilities,
         )
 
     def heatmap(self, cam: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:

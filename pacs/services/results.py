@@ -24,6 +24,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 from diagnosis.models import Scan
+from diagnosis.selectors import scan_classes
+from mlcore.core.classes import display_name, ordered_probabilities
 from mlcore.core.predictor import composed_overlay
 from pacs.models import ResultSend
 
@@ -168,17 +170,17 @@ def _structured_report(scan: Scan, send: ResultSend, source: Dataset) -> hd.sr.C
         finding, evaluations, measurements = NOT_ASSESSABLE, [], []
     else:
         finding = RESULT_CODES[scan.result]
-        evaluations = [
-            hd.sr.QualitativeEvaluation(name=PREDICTED_CLASS, value=Code(scan.label, LOCAL_SCHEME, scan.label))
-        ]
-        probabilities = scan.probabilities or {scan.label: scan.probability}
+        evaluations = (
+            [hd.sr.QualitativeEvaluation(name=PREDICTED_CLASS, value=_class_code(scan.label))] if scan.label else []
+        )
+        probabilities = scan.probabilities or {scan_classes(scan).positive: scan.probability}
         measurements = [
             hd.sr.Measurement(
-                name=Code(f"p-{name}", LOCAL_SCHEME, f"Probability of {name}"),
+                name=Code(f"p-{name}", LOCAL_SCHEME, f"Probability of {display_name(name)}"),
                 value=float(probability),
                 unit=codes.UCUM.NoUnits,
             )
-            for name, probability in sorted(probabilities.items())
+            for name, probability in ordered_probabilities(probabilities, classes=scan_classes(scan))
         ]
         if scan.threshold is not None:
             threshold = hd.sr.Measurement(name=THRESHOLD, value=float(scan.threshold), unit=codes.UCUM.NoUnits)
@@ -219,6 +221,11 @@ def _structured_report(scan: Scan, send: ResultSend, source: Dataset) -> hd.sr.C
         is_complete=True,
         series_description="CovidXray AI result (decision support)",
     )
+
+
+def _class_code(class_name: str) -> Code:
+    """A class of the model in the local scheme; DICOM limits a code meaning to 64 characters."""
+    return Code(class_name, LOCAL_SCHEME, display_name(class_name)[:64])
 
 
 def _heatmap_capture(scan: Scan, send: ResultSend, source: Dataset) -> hd.sc.SCImage:

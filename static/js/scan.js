@@ -157,8 +157,9 @@
     list.replaceChildren();
     for (const entry of entries) {
       const term = document.createElement("dt");
-      term.className = "col-6";
-      term.textContent = entry.name;
+      term.className = entry.called ? "col-6 fw-semibold" : "col-6 fw-normal";
+      term.dataset.class = entry.name;
+      term.textContent = entry.display;
       const value = document.createElement("dd");
       value.className = "col-6 mb-0";
       value.textContent = entry.probability.toFixed(3);
@@ -186,6 +187,9 @@
     byId("threshold-label").style.left = `${data.threshold_label_percent}%`;
     show("scan-probability", data.probability.toFixed(3));
     show("scan-threshold", data.threshold.toFixed(3));
+    document.querySelectorAll(".scan-positive-name").forEach((node) => { node.textContent = data.positive_name; });
+    byId("probability-bar").setAttribute("aria-label", `Probability of ${data.positive_name}`);
+    show("scan-negative-rule", data.negative_rule ? `; ${data.negative_rule}` : "");
     renderClassProbabilities(data.class_probabilities);
   }
 

@@ -96,6 +96,17 @@ def test_positive_and_awaiting_review_rows_stand_out_in_words_not_only_colour(do
     assert "Reviewed: Other finding" in page
 
 
+def test_readings_are_named_as_a_doctor_reads_them(doctor_client, worklist, patient):
+    make_scan(patient, label="OTHER_PNEUMONIA", probability=0.3)
+
+    page = doctor_client.get(reverse("home")).content.decode()
+
+    assert page.count("COVID-19 pneumonia <span") == 2
+    assert page.count("Normal <span") == 2
+    assert "Other pneumonia (not COVID-19) <span" in page
+    assert "OTHER_PNEUMONIA" not in page
+
+
 def test_filter_awaiting_review(doctor_client, worklist):
     response = doctor_client.get(reverse("home"), {"show": "awaiting"})
     assert listed(response) == [worklist["positive_unreviewed"].pk, worklist["negative_unreviewed"].pk]

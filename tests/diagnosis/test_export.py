@@ -149,7 +149,8 @@ def test_only_reviewed_covid_and_normal_scans_are_exported_with_their_pixels_dic
         assert str(exported_dicom.get(keyword, "")) != str(uploaded_dicom[keyword].value), keyword
     assert exported_dicom.StudyInstanceUID != uploaded_dicom.StudyInstanceUID
     assert set(files_under(dest)) - set(images) == {"manifest.csv", "README.txt"}
-    assert summary.counts == {"COVID": 1, "NORMAL": 2}
+    assert summary.counts == {"COVID": 1, "OTHER_PNEUMONIA": 0, "NORMAL": 2}
+    assert not (dest / "OTHER_PNEUMONIA").exists()  # no empty class folder: train_model would refuse it
     assert sorted(summary.skipped) == [
         (mix["other"].pk, "final finding Other finding is not a training class"),
         (mix["indeterminate"].pk, "final finding Indeterminate is not a training class"),
@@ -227,6 +228,20 @@ def test_a_file_that_cannot_be_de_identified_is_skipped_with_its_reason(patient,
     assert scan_id == damaged.pk
     assert reason.startswith("the image could not be de-identified: The DICOM file is damaged")
     assert files_under(tmp_path / "export" / "COVID") == {}
+
+
+def test_scans_reviewed_as_other_pneumonia_get_their_own_class_folder(mix, exporter, patient, tmp_path):
+    pneumonia = make_scan(patient, label="COVID", finding="OTHER_PNEUMONIA")
+    dest = tmp_path / "export"
+
+    summary = reviewed_scans_export(destination=dest, exported_by=exporter)
+
+    assert summary.counts == {"COVID": 1, "OTHER_PNEUMONIA": 1, "NORMAL": 2}
+    assert set(files_under(dest / "OTHER_PNEUMONIA")) == {f"scan-{pneumonia.pk}.png"}
+    assert (dest / "OTHER_PNEUMONIA").stat().st_mode & 0o077 == 0
+    [row] = [row for row in manifest(dest) if row["scan_id"] == str(pneumonia.pk)]
+    assert (row["label"], row["model_label"], row["agrees_with_model"]) == ("OTHER_PNEUMONIA", "COVID", "no")
+    assert "1 in OTHER_PNEUMONIA/" in (dest / "README.txt").read_text()
 
 
 def test_the_pseudonymous_id_depends_on_the_secret_key(patient, settings):
@@ -347,8 +362,8 @@ def test_overwrite_replaces_an_earlier_export_but_never_other_files(mix, exporte
 
     summary = reviewed_scans_export(destination=dest, exported_by=exporter, overwrite=True)
 
-    assert summary.counts == {"COVID": 0, "NORMAL": 2}
-    assert not any(dest.joinpath("COVID").iterdir())
+    assert summary.counts == {"COVID": 0, "OTHER_PNEUMONIA": 0, "NORMAL": 2}
+    assert not dest.joinpath("COVID").exists()
     assert len(manifest(dest)) == 2
 
     (dest / "notes.txt").write_text("mine")
@@ -364,7 +379,7 @@ def test_a_missing_original_is_skipped_with_its_reason(mix, exporter, tmp_path):
     summary = reviewed_scans_export(destination=tmp_path / "export", exported_by=exporter)
 
     assert (mix["covid"].pk, "the original image is missing from storage") in summary.skipped
-    assert summary.counts == {"COVID": 0, "NORMAL": 2}
+    assert summary.counts == {"COVID": 0, "OTHER_PNEUMONIA": 0, "NORMAL": 2}
 
 
 def changelist_action(client, scans):

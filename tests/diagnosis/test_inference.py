@@ -17,9 +17,10 @@ from diagnosis.services import inference
 from diagnosis.services.inference import NO_MODEL_MESSAGE, scans_claim, scans_diagnose
 from diagnosis.services.scans import scan_create, scans_requeue_stale
 from mlcore import inference as mlcore_inference
+from mlcore.core.classes import class_set, reading_call
 from mlcore.core.preprocessing import PreprocessingSpec, load_image
 from mlcore.services import model_version_activate
-from tests.conftest import TINY
+from tests.conftest import THREE_CLASSES, TINY
 from tests.diagnosis.conftest import xray_png, xray_upload
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +56,25 @@ def test_waiting_scans_are_diagnosed_together_with_results_timings_and_heatmaps(
             assert image.format == "PNG"
             assert image.size == (96, 96)
         assert scan.claim_token == ""
+
+
+def test_a_three_class_version_stores_every_class_and_calls_by_the_one_rule(make_version, patient, doctor):
+    version = make_version("tiny-3", class_names=THREE_CLASSES)
+    version.threshold = 0.99  # a threshold the untrained network stays under: a negative call
+    version.save(update_fields=["threshold"])
+    scans = [upload(patient, doctor, seed=n) for n in range(2)]
+
+    scans_diagnose(first_scan_id=scans[0].pk)
+
+    classes = class_set(THREE_CLASSES, "COVID")
+    for scan in scans:
+        scan.refresh_from_db()
+        assert set(scan.probabilities) == set(THREE_CLASSES)
+        assert sum(scan.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert scan.probability == scan.probabilities["COVID"]
+        call = reading_call(scan.probabilities, classes=classes, threshold=0.99)
+        assert (scan.label, scan.result) == (call.class_name, call.result)
+        assert scan.label == max(["OTHER_PNEUMONIA", "NORMAL"], key=scan.probabilities.get)
 
 
 def test_inference_reads_exactly_what_training_would_read(make_version, patient, doctor, monkeypatch):

@@ -27,6 +27,7 @@ def read(version, patient, doctor):
     """Make `count` scans read by the version, each reviewed with `finding` (None: not reviewed)."""
 
     def make(count=1, *, result="", finding=None, agrees=False, status=Scan.Status.DONE, at=MARCH, **fields):
+        model_version = fields.pop("model_version", version)
         for _ in range(count):
             scan = Scan.objects.create(
                 patient=patient,
@@ -35,7 +36,7 @@ def read(version, patient, doctor):
                 uploaded_by=doctor,
                 status=status,
                 result=result,
-                model_version=fields.pop("model_version", version),
+                model_version=model_version,
                 **fields,
             )
             if finding is not None:
@@ -78,6 +79,26 @@ def test_other_findings_count_as_negative_and_are_shown_apart(version, reviewed)
         "Normal": (4, 4),
         "Other finding": (0, 2),
     }
+
+
+def test_other_pneumonia_is_negative_and_its_share_not_called_covid_is_shown_apart(read):
+    three = ModelVersion.objects.create(
+        name="watched-v3", status="succeeded", class_names=["COVID", "OTHER_PNEUMONIA", "NORMAL"]
+    )
+    read(3, result="negative", label="OTHER_PNEUMONIA", finding="OTHER_PNEUMONIA", agrees=True, model_version=three)
+    read(1, result="positive", label="COVID", finding="OTHER_PNEUMONIA", model_version=three)
+    read(2, result="positive", label="COVID", finding="COVID", agrees=True, model_version=three)
+
+    monitoring = model_version_monitoring(version=three)
+    overall = monitoring["overall"]
+
+    assert (overall["sensitivity"]["count"], overall["sensitivity"]["total"]) == (2, 2)
+    assert (overall["specificity"]["count"], overall["specificity"]["total"]) == (3, 4)
+    by_finding = overall["specificity_by_finding"]
+    assert {name: (entry["count"], entry["total"]) for name, entry in by_finding.items()} == {
+        "Other pneumonia (not COVID-19)": (3, 4)
+    }
+    assert monitoring["positive_name"] == "COVID-19 pneumonia"
 
 
 def test_a_doctors_indeterminate_finding_is_left_out_of_sensitivity_and_specificity(version, reviewed):

@@ -116,7 +116,7 @@ def test_the_list_shows_the_latest_scan_and_its_result(doctor_client, patient):
     response = doctor_client.get(reverse("diagnosis:patient_list"))
     row = response.context["page"].object_list[0]
     assert (row.last_scan_label, row.last_scan_probability, row.last_scan_result) == ("COVID", 0.876, "positive")
-    assert 'COVID <span class="text-body-secondary">(0.876)</span>' in response.content.decode()
+    assert 'COVID-19 pneumonia <span class="text-body-secondary">(0.876)</span>' in response.content.decode()
 
 
 # Create and edit

@@ -68,7 +68,7 @@ def test_a_positive_result_is_explained_by_the_ppv(scan, settings):
 
 def test_a_negative_result_is_explained_by_one_minus_the_npv(scan, settings):
     settings.COVIDXRAY_PREVALENCE = 0.3
-    scan.label, scan.probability = "NORMAL", 0.2
+    scan.result, scan.label, scan.probability = Scan.Result.NEGATIVE, "NORMAL", 0.2
 
     # NPV = 0.95 * 0.7 / (0.665 + 0.1 * 0.3) = 0.9568: about 4 in 100 negatives are ill.
     assert "about 4 in 100 have COVID-19" in scan_reading_get(scan=scan)["explanation"]
@@ -76,7 +76,7 @@ def test_a_negative_result_is_explained_by_one_minus_the_npv(scan, settings):
 
 def test_a_very_rare_miss_reads_fewer_than_one_in_a_hundred(scan, settings):
     settings.COVIDXRAY_PREVALENCE = 0.001
-    scan.label = "NORMAL"
+    scan.result, scan.label = Scan.Result.NEGATIVE, "NORMAL"
 
     assert "a prevalence of 0.1%, fewer than 1 in 100 have COVID-19" in scan_reading_get(scan=scan)["explanation"]
 

@@ -1,6 +1,7 @@
 """The printable one-page report of a scan: what it shows, who may open it, and that opening it is logged."""
 
 import datetime
+import re
 
 import pytest
 from auditlog.models import LogEntry
@@ -8,6 +9,7 @@ from django.urls import reverse
 
 from diagnosis.models import Review, Scan
 from mlcore.models import Evaluation
+from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
 
@@ -120,3 +122,34 @@ def test_the_report_names_a_local_evaluation_and_a_confounded_source(doctor_clie
     assert 'figures from <span id="report-evidence">local evaluation on 300 images of this hospital</span>' in html
     assert "Internal test split" not in html
     assert '<p class="small mb-1 fw-semibold" id="report-confounded">Confounded: ward-b (only NORMAL).' in html
+
+
+def test_the_report_lists_both_classes_of_a_two_class_version(doctor_client, scan):
+    html = report(doctor_client, scan).content.decode()
+
+    assert "<td>COVID-19 pneumonia</td><td>0.910</td>" in html
+    assert "<td>Normal</td><td>0.090</td>" in html
+    assert ">COVID-19 pneumonia</span>" in html
+    assert "below it" not in html
+
+
+def test_the_report_lists_every_class_of_a_three_class_version_and_the_call(doctor_client, scan, make_version):
+    version = make_version("tiny-3", activate=False, class_names=THREE_CLASSES)
+    Scan.objects.filter(pk=scan.pk).update(
+        model_version=version,
+        result=Scan.Result.NEGATIVE,
+        label="OTHER_PNEUMONIA",
+        probability=0.3,
+        probabilities={"NORMAL": 0.1, "OTHER_PNEUMONIA": 0.6, "COVID": 0.3},
+    )
+
+    html = report(doctor_client, scan).content.decode()
+
+    rows = re.findall(r"<td>([^<]+)</td><td>([0-9.]+)</td>", html)
+    assert rows == [
+        ("COVID-19 pneumonia", "0.300"),
+        ("Other pneumonia (not COVID-19)", "0.600"),
+        ("Normal", "0.100"),
+    ]
+    assert 'id="report-result">Other pneumonia (not COVID-19)</span>' in html
+    assert "below it, the more probable of Other pneumonia (not COVID-19) and Normal" in html

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from diagnosis.models import Scan
 from diagnosis.services.report_pdf import REPORT_BASE_URL, ReportFileFetcher, scan_report_pdf_render
+from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +31,23 @@ def test_the_pdf_is_one_page_with_the_patient_the_reading_and_both_images(scan, 
     assert len(page.images) == 2
     width, height = (float(value) * 25.4 / 72 for value in (page.mediabox.width, page.mediabox.height))
     assert (round(width), round(height)) == (210, 297)
+
+
+def test_a_three_class_pdf_stays_one_page_with_every_class_by_name(scan, doctor, make_version):
+    version = make_version("tiny-3", activate=False, class_names=THREE_CLASSES)
+    Scan.objects.filter(pk=scan.pk).update(
+        model_version=version,
+        result=Scan.Result.NEGATIVE,
+        label="OTHER_PNEUMONIA",
+        probability=0.3,
+        probabilities={"NORMAL": 0.1, "OTHER_PNEUMONIA": 0.6, "COVID": 0.3},
+    )
+    scan.refresh_from_db()
+
+    text = " ".join(pdf_page(scan_report_pdf_render(scan=scan, viewer=doctor)).extract_text().split())
+
+    for expected in ("COVID-19 pneumonia 0.300", "Other pneumonia (not COVID-19) 0.600", "Normal 0.100"):
+        assert expected in text, expected
 
 
 def test_a_pdf_made_without_a_viewer_says_covidxray_generated_it(scan):

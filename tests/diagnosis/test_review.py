@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from diagnosis.models import Review, Scan
+from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +82,27 @@ def test_staff_read_reviews_in_the_admin(doctor_client, staff_user, diagnosed):
     response = staff_client.get(reverse("admin:diagnosis_review_changelist"), {"q": "MRN-0001"})
 
     assert len(response.context["cl"].result_list) == 1
+
+
+def test_a_doctor_records_other_pneumonia_agreeing_with_a_three_class_reading(doctor_client, diagnosed, make_version):
+    Scan.objects.filter(pk=diagnosed.pk).update(
+        model_version=make_version("tiny-3", activate=False, class_names=THREE_CLASSES),
+        result="negative",
+        label="OTHER_PNEUMONIA",
+    )
+
+    response = review(doctor_client, diagnosed, agrees_with_model="yes", final_finding="OTHER_PNEUMONIA")
+
+    assert response.status_code == 302
+    assert Review.objects.get(scan=diagnosed).get_final_finding_display() == "Other pneumonia (not COVID-19)"
+    page = doctor_client.get(reverse("diagnosis:scan_detail", args=[diagnosed.pk])).content.decode()
+    assert '<option value="OTHER_PNEUMONIA" selected>Other pneumonia (not COVID-19)</option>' in page
+
+
+def test_agreeing_names_the_called_class_in_words(doctor_client, diagnosed):
+    Scan.objects.filter(pk=diagnosed.pk).update(result="negative", label="OTHER_PNEUMONIA")
+
+    response = review(doctor_client, diagnosed, agrees_with_model="yes", final_finding="NORMAL")
+
+    assert response.status_code == 400
+    assert "whose reading is Other pneumonia (not COVID-19)" in response.content.decode()

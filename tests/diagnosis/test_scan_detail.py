@@ -8,6 +8,7 @@ from django.urls import reverse
 from diagnosis.models import Scan
 from diagnosis.views.scans import duration_text
 from mlcore.models import Evaluation
+from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +160,52 @@ def test_the_threshold_label_stays_inside_the_bar_while_its_marker_does_not_move
         f'id="threshold-label" class="threshold-label" style="left: {label}%"'
         in doctor_client.get(reverse("diagnosis:scan_detail", args=[scan.pk])).content.decode()
     )
+
+
+def class_rows(html: str) -> list[tuple[str, str, str]]:
+    """(class name, display name, probability) of the page's per-class list, in order."""
+    return re.findall(
+        r'<dt class="col-6[^"]*" data-class="([^"]+)">([^<]+)</dt><dd class="col-6 mb-0">([^<]+)</dd>', html
+    )
+
+
+def test_a_two_class_reading_shows_both_classes_by_name_and_its_call_in_words(doctor_client, scan):
+    html = page(doctor_client, scan)
+    data = status_json(doctor_client, scan)
+
+    assert class_rows(html) == [("COVID", "COVID-19 pneumonia", "0.910"), ("NORMAL", "Normal", "0.090")]
+    assert re.search(r'<span id="scan-label" class="badge text-bg-danger">COVID-19 pneumonia</span>', html)
+    assert 'P(<span class="scan-positive-name">COVID-19</span>) = <strong id="scan-probability">0.910' in html
+    assert data["negative_rule"] == ""
+    assert '<span id="scan-negative-rule"></span>' in html
+    assert [entry["display"] for entry in data["class_probabilities"]] == ["COVID-19 pneumonia", "Normal"]
+
+
+def test_a_three_class_reading_shows_every_class_the_call_and_the_rule_below_the_threshold(
+    doctor_client, scan, make_version
+):
+    version = make_version("tiny-3", activate=False, class_names=THREE_CLASSES)
+    Scan.objects.filter(pk=scan.pk).update(
+        model_version=version,
+        result=Scan.Result.NEGATIVE,
+        label="OTHER_PNEUMONIA",
+        probability=0.3,
+        probabilities={"NORMAL": 0.1, "OTHER_PNEUMONIA": 0.6, "COVID": 0.3},
+    )
+
+    html = page(doctor_client, scan)
+    data = status_json(doctor_client, scan)
+
+    assert class_rows(html) == [
+        ("COVID", "COVID-19 pneumonia", "0.300"),
+        ("OTHER_PNEUMONIA", "Other pneumonia (not COVID-19)", "0.600"),
+        ("NORMAL", "Normal", "0.100"),
+    ]
+    assert '<dt class="col-6 fw-semibold" data-class="OTHER_PNEUMONIA">' in html  # the called class stands out
+    assert '<dt class="col-6 fw-normal" data-class="NORMAL">' in html
+    assert re.search(
+        r'<span id="scan-label" class="badge text-bg-success">Other pneumonia \(not COVID-19\)</span>', html
+    )
+    assert "; below it, the more probable of Other pneumonia (not COVID-19) and Normal</span>." in html
+    assert (data["result_display"], data["positive"]) == ("Other pneumonia (not COVID-19)", False)
+    assert [entry["called"] for entry in data["class_probabilities"]] == [False, True, False]

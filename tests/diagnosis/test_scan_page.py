@@ -7,7 +7,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from diagnosis.models import Scan
 from diagnosis.services.inference import scans_diagnose
 from diagnosis.services.scans import scan_create
+from mlcore.core.classes import display_name
 from tests.browser import save_screenshot, wait_for_text
+from tests.conftest import THREE_CLASSES
 from tests.diagnosis.conftest import xray_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,8 +45,10 @@ def test_the_scan_page_shows_the_result_without_a_reload(
 
     wait_for_text(browser, "#scan-status", "Done", timeout=20)
     scan.refresh_from_db()
-    assert browser.find_element(By.ID, "scan-label").text == scan.label
+    assert browser.find_element(By.ID, "scan-label").text == display_name(scan.label)
     assert browser.find_element(By.ID, "scan-probability").text == f"{scan.probability:.3f}"
+    assert browser.find_element(By.ID, "class-probabilities").text.split("\n")[::2] == ["COVID-19 pneumonia", "Normal"]
+    assert browser.find_element(By.ID, "scan-negative-rule").text == ""
     assert browser.find_element(By.ID, "review-card").is_displayed(), "the review form appears without a reload"
     WebDriverWait(browser, 20).until(
         lambda driver: driver.execute_script("return document.getElementById('scan-heatmap').naturalWidth") > 0
@@ -53,6 +57,34 @@ def test_the_scan_page_shows_the_result_without_a_reload(
     assert heatmap.get_attribute("src").endswith(f"/scans/{scan.pk}/heatmap.png")
     assert browser.execute_script("return window.notReloaded") is True
     save_screenshot(browser, "scan-result")
+
+
+def test_a_three_class_reading_shows_every_class_by_name_without_a_reload(
+    browser, live_server, make_version, patient, doctor, settings
+):
+    settings.SCAN_POLL_MAX_INTERVAL_SECONDS = 2
+    make_version("tiny-3", class_names=THREE_CLASSES)
+    scan = scan_create(patient=patient, image=xray_upload(seed=3), uploaded_by=doctor)
+    sign_in(browser, live_server, doctor)
+    browser.get(f"{live_server.url}/scans/{scan.pk}/")
+    wait_for_text(browser, "#scan-status", "Pending")
+
+    scans_diagnose(first_scan_id=scan.pk)
+
+    wait_for_text(browser, "#scan-status", "Done", timeout=20)
+    scan.refresh_from_db()
+    assert set(scan.probabilities) == set(THREE_CLASSES)
+    rows = browser.find_element(By.ID, "class-probabilities").text.split("\n")
+    assert rows[::2] == ["COVID-19 pneumonia", "Other pneumonia (not COVID-19)", "Normal"]
+    assert rows[1::2] == [f"{scan.probabilities[name]:.3f}" for name in THREE_CLASSES]
+    assert browser.find_element(By.ID, "scan-label").text == display_name(scan.label)
+    called = browser.find_element(By.CSS_SELECTOR, "#class-probabilities dt.fw-semibold")
+    assert called.get_attribute("data-class") == scan.label
+    assert (
+        "more probable of Other pneumonia (not COVID-19) and Normal"
+        in browser.find_element(By.ID, "scan-negative-rule").text
+    )
+    save_screenshot(browser, "scan-result-three-classes")
 
 
 def test_a_refused_image_shows_its_reason_and_no_reading_without_a_reload(
@@ -89,7 +121,7 @@ def test_an_indeterminate_reading_is_shown_as_such_with_its_band(
 
     wait_for_text(browser, "#scan-label", "Indeterminate: the model cannot separate this case", timeout=20)
     assert browser.find_element(By.ID, "band-marker").is_displayed()
-    assert "COVID" in browser.find_element(By.ID, "class-probabilities").text
+    assert "COVID-19 pneumonia" in browser.find_element(By.ID, "class-probabilities").text
     assert "no predictive value" in browser.find_element(By.ID, "reading-unavailable").text
 
 

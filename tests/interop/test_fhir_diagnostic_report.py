@@ -18,6 +18,7 @@ from knox.models import AuthToken
 
 from diagnosis.models import Patient, Review, Scan
 from interop.services import api_tokens_revoke
+from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +66,7 @@ def test_a_done_scan_is_a_valid_diagnostic_report_with_its_observations_device_a
     assert device.version[0].value == "validated-v1"
     assert [reference.reference for reference in report.result] == [
         "#finding",
+        "#called-class",
         "#probability-COVID",
         "#probability-NORMAL",
         "#threshold",
@@ -76,6 +78,9 @@ def test_a_done_scan_is_a_valid_diagnostic_report_with_its_observations_device_a
     )
     assert finding.interpretation[0].coding[0].code == "POS"
     assert finding.device.reference == "#model"
+    called = contained(report, "called-class").valueCodeableConcept
+    assert (called.coding[0].code, called.text) == ("COVID", "COVID-19 pneumonia")
+    assert contained(report, "probability-COVID").code.text == "Calibrated probability of COVID-19 pneumonia"
     assert contained(report, "probability-COVID").valueQuantity.value == Decimal("0.91")
     assert contained(report, "probability-NORMAL").valueQuantity.value == Decimal("0.09")
     assert contained(report, "threshold").valueQuantity.value == Decimal("0.7")
@@ -93,8 +98,44 @@ def test_a_negative_reading_says_so(read_scan, doctor, issue_token):
 
     report = DiagnosticReport.model_validate_json(read(read_scan.pk, issue_token(doctor)).content)
 
-    assert report.conclusion.startswith("Model reading: no COVID-19 pneumonia (P(COVID-19) = 0.200")
+    assert report.conclusion.startswith(
+        "Model reading: no COVID-19 pneumonia (P(COVID-19) = 0.200, threshold 0.700). "
+    )
+    assert "Called class" not in report.conclusion  # a two-class version's reading reads as it did
     assert contained(report, "finding").interpretation[0].coding[0].code == "NEG"
+
+
+def test_a_three_class_reading_carries_every_class_and_the_called_one_in_words(
+    read_scan, doctor, issue_token, make_version
+):
+    version = make_version("tiny-3", activate=False, class_names=THREE_CLASSES)
+    Scan.objects.filter(pk=read_scan.pk).update(
+        model_version=version,
+        result=Scan.Result.NEGATIVE,
+        label="OTHER_PNEUMONIA",
+        probability=0.3,
+        probabilities={"NORMAL": 0.1, "OTHER_PNEUMONIA": 0.6, "COVID": 0.3},
+    )
+
+    report = DiagnosticReport.model_validate_json(read(read_scan.pk, issue_token(doctor)).content)
+
+    assert [reference.reference for reference in report.result] == [
+        "#finding",
+        "#called-class",
+        "#probability-COVID",
+        "#probability-OTHER-PNEUMONIA",  # FHIR ids have no underscore
+        "#probability-NORMAL",
+        "#threshold",
+    ]
+    assert contained(report, "finding").interpretation[0].coding[0].code == "NEG"
+    assert contained(report, "called-class").valueCodeableConcept.text == "Other pneumonia (not COVID-19)"
+    other = contained(report, "probability-OTHER-PNEUMONIA")
+    assert other.code.coding[0].display == "Probability of Other pneumonia (not COVID-19)"
+    assert other.valueQuantity.value == Decimal("0.6")
+    assert report.conclusion.startswith(
+        "Model reading: no COVID-19 pneumonia (P(COVID-19) = 0.300, threshold 0.700). "
+        "Called class: Other pneumonia (not COVID-19)."
+    )
 
 
 def test_an_indeterminate_reading_says_the_model_cannot_separate_the_case(read_scan, doctor, issue_token):

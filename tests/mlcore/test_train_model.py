@@ -131,7 +131,7 @@ def test_train_model_stores_an_evaluated_active_version(trained):
     assert evaluation.plots.count() == 5
 
     assert metrics["bootstrap"]["patients"] < metrics["n"]  # the manifest's patients, not its images
-    audit = metrics["shortcut_audit"]
+    audit = version.shortcut_audit
     assert audit["model_auc"] == metrics["auc"]
     assert audit["pixel_baseline"]["n_test"] == test_count
     assert audit["pixel_baseline"]["auc"] is not None

@@ -88,9 +88,9 @@ def test_an_xray_sent_by_orthanc_is_read_and_its_sr_and_heatmap_come_back_into_i
     assert report.StudyInstanceUID == study_instance_uid
     [group] = report.content.get_image_measurement_groups()
     assert group.finding_type.meaning == scan.get_result_display()
-    assert [e.value.meaning for e in group.get_qualitative_evaluations()] == [scan.label]
-    probabilities = {m.name.meaning: m.value for m in group.get_measurements()}
-    assert probabilities["Probability of COVID"] == pytest.approx(scan.probabilities["COVID"])
+    assert [e.value.value for e in group.get_qualitative_evaluations()] == ([scan.label] if scan.label else [])
+    probabilities = {m.name.value: m.value for m in group.get_measurements()}
+    assert probabilities["p-COVID"] == pytest.approx(scan.probabilities["COVID"])
     [version] = find_content_items(group[0], name=codes.DCM.AlgorithmVersion)
     assert version.TextValue == "tiny-v1"
     send = ResultSend.objects.get(scan=scan)

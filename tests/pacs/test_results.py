@@ -18,6 +18,7 @@ from diagnosis.services.scans import scan_create
 from diagnosis.signals import scan_read
 from pacs.models import ResultSend
 from pacs.services.results import results_build
+from tests.conftest import THREE_CLASSES
 from tests.diagnosis.conftest import xray_png
 
 pytestmark = pytest.mark.django_db
@@ -66,19 +67,53 @@ def test_the_sr_carries_the_finding_every_probability_the_threshold_and_the_mode
     assert report.CompletionFlag == "COMPLETE"
     [group] = report.content.get_image_measurement_groups()
     assert group.finding_type.meaning == "Positive"
-    assert [(e.name.meaning, e.value.meaning) for e in group.get_qualitative_evaluations()] == [
-        ("Predicted class", "COVID")
+    assert [(e.name.meaning, e.value.value, e.value.meaning) for e in group.get_qualitative_evaluations()] == [
+        ("Predicted class", "COVID", "COVID-19 pneumonia")
     ]
-    assert {m.name.meaning: m.value for m in group.get_measurements()} == {
-        "Probability of COVID": pytest.approx(0.83),
-        "Probability of NORMAL": pytest.approx(0.17),
-        "Decision threshold of the positive class": pytest.approx(0.5),
-    }
+    assert [(m.name.value, m.name.meaning, m.value) for m in group.get_measurements()] == [
+        ("p-COVID", "Probability of COVID-19 pneumonia", pytest.approx(0.83)),
+        ("p-NORMAL", "Probability of Normal", pytest.approx(0.17)),
+        ("threshold", "Decision threshold of the positive class", pytest.approx(0.5)),
+    ]
     [algorithm_name] = find_content_items(group[0], name=codes.DCM.AlgorithmName)
     [algorithm_version] = find_content_items(group[0], name=codes.DCM.AlgorithmVersion)
     assert algorithm_name.TextValue == "CovidXray InceptionV3 chest X-ray triage"
     assert algorithm_version.TextValue == "tiny-v1"
     assert group.source_images[0].referenced_sop_instance_uid == source.SOPInstanceUID
+
+
+def test_a_three_class_reading_carries_every_class_and_the_called_one_in_words(
+    destination, read_dicom_scan, make_version
+):
+    read_dicom_scan.model_version = make_version("tiny-3", activate=False, class_names=THREE_CLASSES)
+    read_dicom_scan.result, read_dicom_scan.label = Scan.Result.NEGATIVE, "OTHER_PNEUMONIA"
+    read_dicom_scan.probability = 0.3
+    read_dicom_scan.probabilities = {"NORMAL": 0.1, "OTHER_PNEUMONIA": 0.6, "COVID": 0.3}
+    read_dicom_scan.save()
+
+    _, (sr, _) = sent_objects(read_dicom_scan)
+
+    [group] = hd.sr.ComprehensiveSR.from_dataset(roundtrip(sr)).content.get_image_measurement_groups()
+    assert group.finding_type.meaning == "Negative"
+    [called] = group.get_qualitative_evaluations()
+    assert (called.value.value, called.value.meaning) == ("OTHER_PNEUMONIA", "Other pneumonia (not COVID-19)")
+    assert [(m.name.meaning, m.value) for m in group.get_measurements()] == [
+        ("Probability of COVID-19 pneumonia", pytest.approx(0.3)),
+        ("Probability of Other pneumonia (not COVID-19)", pytest.approx(0.6)),
+        ("Probability of Normal", pytest.approx(0.1)),
+        ("Decision threshold of the positive class", pytest.approx(0.5)),
+    ]
+
+
+def test_an_indeterminate_reading_names_no_class(destination, read_dicom_scan):
+    read_dicom_scan.result, read_dicom_scan.label = Scan.Result.INDETERMINATE, ""
+    read_dicom_scan.save()
+
+    _, (sr, _) = sent_objects(read_dicom_scan)
+
+    [group] = hd.sr.ComprehensiveSR.from_dataset(roundtrip(sr)).content.get_image_measurement_groups()
+    assert group.finding_type.meaning == "Indeterminate"
+    assert group.get_qualitative_evaluations() == []
 
 
 def test_the_heatmap_is_a_derived_secondary_capture_in_the_same_study_not_for_diagnosis(destination, read_dicom_scan):

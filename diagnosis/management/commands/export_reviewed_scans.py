@@ -18,7 +18,10 @@ def _date(text: str) -> datetime.date:
 
 
 class Command(BaseCommand):
-    help = "Export the originals of scans reviewed as COVID or NORMAL, with a manifest, as a training dataset."
+    help = (
+        "Export the originals of scans reviewed as COVID-19, other pneumonia or normal, with a manifest, "
+        "as a training dataset."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("destination", help="An empty folder (created if missing).")
