@@ -13,6 +13,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from mlcore.core.classes import called_classes, class_set
+
 THRESHOLD_RULE = (
     "Youden's J on the validation split: the threshold on P(positive) that maximises "
     "sensitivity + specificity - 1; among equal values the lowest, which favours sensitivity."
@@ -77,7 +79,8 @@ def call_class(probabilities, class_names: Sequence[str], positive_class: str, t
     """The class a reading calls: the positive class when its probability reaches the threshold,
     otherwise the most probable of the other classes.
 
-    The one rule every layer applies. ``probabilities`` holds one row per image (columns in
+    The rule of mlcore.core.classes.called_classes (the worker's), without an indeterminate band: evaluation
+    counts every image. ``probabilities`` holds one row per image (columns in
     ``class_names`` order) and gives an array of class names, or one row and gives one name.
     With two classes this is "positive when P(positive) >= threshold".
     """
@@ -87,10 +90,7 @@ def call_class(probabilities, class_names: Sequence[str], positive_class: str, t
     names = np.asarray(class_names, dtype=object)
     if p.shape[1] != len(names):
         raise ValueError(f"{p.shape[1]} probabilities per image for {len(names)} classes {list(class_names)}.")
-    positive_index = list(class_names).index(positive_class)
-    others = np.delete(np.arange(len(names)), positive_index)
-    best_other = others[np.argmax(p[:, others], axis=1)] if len(others) else np.full(len(p), positive_index)
-    called = np.where(p[:, positive_index] >= threshold, positive_index, best_other)
+    called = called_classes(p, classes=class_set(class_names, positive_class), threshold=threshold)
     return str(names[called[0]]) if single else names[called]
 
 
