@@ -406,7 +406,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "test_confusion",
         "classification_report",
         "per_source",
-        "shortcut_audit",
+        "shortcut_audit_table",
         "validation_summary",
         "training_plots",
         "model_summary_table",
@@ -449,7 +449,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Shortcut audit", {"fields": ("shortcut_audit",)}),
+        ("Shortcut audit", {"fields": ("shortcut_audit_table",)}),
         ("Calibration, indeterminate band and input gate", {"fields": ("reliability_summary",)}),
         ("Validation split", {"fields": ("validation_summary",)}),
         ("Training", {"fields": ("wall_time", "images_per_second", "training_plots", "history_json")}),
@@ -604,7 +604,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return report_table(version.metrics)
 
     @admin.display(description="baselines beside the model")
-    def shortcut_audit(self, version):
+    def shortcut_audit_table(self, version):
         return shortcut_html(version)
 
     @admin.display(description="per source")

@@ -200,21 +200,19 @@ def test_a_two_class_versions_stored_metrics_still_render(staff_client, version)
 
 
 def test_the_version_page_shows_the_shortcut_audit_beside_the_models_auc(staff_client, version):
-    version.metrics = {
-        "shortcut_audit": {
-            "method": "Logistic regression on 32x32 thumbnails.",
-            "positive_class": "COVID",
-            "model_auc": 0.962,
-            "pixel_baseline": {"auc": 0.912, "auc_interval": {"low": 0.85, "high": 0.95}, "n_test": 90},
-            "source_classifier": {
-                "sources": ["ieee8023", "nih"],
-                "n_test": 90,
-                "accuracy": 0.97,
-                "chance_accuracy": 0.6,
-                "balanced_accuracy": 0.96,
-                "chance_balanced_accuracy": 0.5,
-            },
-        }
+    version.shortcut_audit = {
+        "method": "Logistic regression on 32x32 thumbnails.",
+        "positive_class": "COVID",
+        "model_auc": 0.962,
+        "pixel_baseline": {"auc": 0.912, "auc_interval": {"low": 0.85, "high": 0.95}, "n_test": 90},
+        "source_classifier": {
+            "sources": ["ieee8023", "nih"],
+            "n_test": 90,
+            "accuracy": 0.97,
+            "chance_accuracy": 0.6,
+            "balanced_accuracy": 0.96,
+            "chance_balanced_accuracy": 0.5,
+        },
     }
     version.save()
 

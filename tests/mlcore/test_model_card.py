@@ -64,8 +64,8 @@ def old_version(db) -> ModelVersion:
 def new_version(db) -> ModelVersion:
     metrics = jsonable(
         evaluate(
-            y_positive=[1, 1, 1, 0, 0, 0],
-            p_positive=[0.9, 0.8, 0.3, 0.1, 0.2, 0.6],
+            labels=["COVID"] * 3 + ["NORMAL"] * 3,
+            probabilities=[[p, 1 - p] for p in (0.9, 0.8, 0.3, 0.1, 0.2, 0.6)],
             threshold=0.5,
             class_names=["COVID", "NORMAL"],
             positive_class="COVID",
