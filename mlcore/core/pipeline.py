@@ -212,7 +212,7 @@ def train_from_folder(
 
     pretrained = options.model.weights != "none"
     seed_everything(options.training.seed)  # before building: the seed fixes the initial weights
-    parts = build_network(replace(options.model, num_classes=len(dataset.class_names)))
+    parts = build_network(options.model)  # options_for_dataset gave it one output per class
     if pretrained:
         parts.base.trainable = False
     work_dir.mkdir(parents=True, exist_ok=True)
