@@ -202,12 +202,22 @@ def reliability_html(version) -> str:
         ("Band rule", band.get("rule", "")),
         ("Input gate", gate.get("method", "") if version.gate_file else "No stored gate statistics."),
         ("Gate limit (score)", number(gate.get("limit"))),
+        ("Limits set on", limits_set_on(gate)),
         ("Validation images refused by the gate", f"{100 * (gate.get('validation_refused') or 0):.1f}%"),
         ("View check (lateral views, CT without a header)", view_check_line(gate).removeprefix("  view check: ")),
         ("Heatmap scale", f"{number(heatmap.get('scale'))} ({heatmap.get('rule', '')})"),
     ]
     return format_html(
         '<table style="min-width:480px">{}</table>', format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+    )
+
+
+def limits_set_on(gate: dict) -> str:
+    if gate.get("calibration") != "cross-validated":
+        return "the validation split alone (a gate fitted before the cross-validated limits)"
+    return (
+        f"{gate['calibration_images']} held-out images ({gate['folds']}-fold out-of-fold training scores and the "
+        f"validation split), of which the gate refuses {100 * gate['calibration_refused']:.1f}%"
     )
 
 

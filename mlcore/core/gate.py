@@ -7,10 +7,7 @@ Three checks, cheapest first:
    class-conditional Mahalanobis distance with one shared, Ledoit-Wolf-shrunk covariance
    (Lee et al., NeurIPS 2018) on standardised features, in two feature spaces: the mean and spread
    of a middle block's activations (mixed5: texture and structure as the network sees them) and a
-   32x32 standardised thumbnail (overall layout: a CT slice's round body, a page of text). Each
-   distance is divided by its median on the validation split and the larger of the two is the score;
-   the limit is the score's ``quantile`` on the validation split, so a stated share of
-   in-distribution images is refused.
+   32x32 standardised thumbnail (overall layout: a CT slice's round body, a page of text).
    Why this: it needs no outlier examples to train on (we have none from the hospital), its
    threshold comes from in-distribution data alone, the covariance shrinkage keeps it stable with a
    few hundred training images in 1,500 dimensions (scikit-learn's LedoitWolf), and the distance is
@@ -21,8 +18,16 @@ Three checks, cheapest first:
    distance above does not see a lateral view (its grey levels and texture are a radiograph's); its
    silhouette and edge directions differ, and a classifier shown a few laterals learns that. These
    features do not depend on the network, so the check works however well the network was trained.
-   Its score is 1 - P(frontal); its limit is the score's ``quantile`` on the validation split's
-   frontals, so it refuses a stated share of frontal images; the reason names the most likely kind.
+   Its score is 1 - P(frontal); the reason names the most likely kind.
+
+The limits (one per check) are set together on held-out in-distribution images: out-of-fold scores of
+the training split (grouped K-fold by patient: each check fitted without a patient scores that patient)
+pooled with the validation split's scores. Every check's limit is the same quantile p of its pooled
+scores, with p the lowest at which the checks together refuse at most 1 - ``quantile`` of the pooled
+images. Why: a 99% quantile of ~130 validation images is their second-highest score, too noisy a limit,
+and one per check at 99% refuses up to three times 1%; the pooled set is six times larger and the
+union is what a doctor sees. Gates fitted before this (``calibration`` "validation") keep the old
+rule: distances over their validation medians, one limit at the quantile of the larger on validation.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "TORAX", "BRUST", "THORAC")
 NON_SPECIFIC_BODY_PARTS = ("", "UNKNOWN", "OTHER", "NONE")
 THUMBNAIL_SIDE = 32
 DEFAULT_QUANTILE = 0.99
+CROSS_VALIDATION_FOLDS = 5
+CROSS_VALIDATED = "cross-validated"  # how the limits were set; old gate files say "validation"
 COLOUR_CHROMA = 0.1  # a pixel's max-min channel difference (of 1.0) that counts as coloured
 COLOUR_SHARE = 0.05  # share of coloured pixels above which an image is a colour picture
 VIEW = "view"  # the view check's feature space, kept apart from the distance's
@@ -176,19 +183,14 @@ class ViewCheck:
 
     METHOD = (
         "Multinomial logistic regression (balanced classes, C={c}) on HOG of a 64 px thumbnail and the 32x32 "
-        "thumbnail: frontal training images against the examples to refuse; score 1 - P(frontal), limit at its "
-        "{quantile:.1%} quantile on the validation split's frontal images."
+        "thumbnail: frontal training images against the examples to refuse; score 1 - P(frontal), {limit_rule}."
     )
 
     @classmethod
     def fit(
-        cls,
-        *,
-        frontal: np.ndarray,
-        refuse: dict[str, np.ndarray],
-        validation: np.ndarray,
-        quantile: float = DEFAULT_QUANTILE,
+        cls, *, frontal: np.ndarray, refuse: dict[str, np.ndarray], quantile: float = DEFAULT_QUANTILE
     ) -> ViewCheck:
+        """The classifier alone; the gate sets its limit together with the other checks'."""
         from sklearn.linear_model import LogisticRegression
 
         refuse = {kind.upper(): features for kind, features in refuse.items() if len(features)}
@@ -204,7 +206,7 @@ class ViewCheck:
         coef, intercept = model.coef_, model.intercept_
         if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: P(second) = sigmoid(row)
             coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-        check = cls(
+        return cls(
             kinds=[str(kind) for kind in model.classes_],
             coef=coef.astype(np.float32),
             intercept=intercept.astype(np.float32),
@@ -214,10 +216,6 @@ class ViewCheck:
             quantile=quantile,
             examples={FRONTAL: len(frontal)} | {kind: len(rows) for kind, rows in refuse.items()},
         )
-        scores = check.scores(validation)
-        check.threshold = float(np.quantile(scores, quantile))
-        check.validation_refused = float(np.mean(scores > check.threshold))
-        return check
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         logits = ((np.asarray(features, dtype=np.float32) - self.centre) / self.spread) @ self.coef.T + self.intercept
@@ -241,15 +239,15 @@ class ViewCheck:
             kind = self.kinds[max(others, key=lambda i: row[i])]
             reasons.append(
                 f"The image {kind_words(kind)}, not a frontal chest X-ray (the view check gives it "
-                f"{row[frontal]:.0%} chance of being frontal; the limit refuses "
-                f"{1 - self.quantile:.1%} of frontal validation images): this model reads only frontal chest X-rays."
+                f"{row[frontal]:.0%} chance of being frontal; the gate's limits are set to refuse "
+                f"{1 - self.quantile:.1%} of frontal chest X-rays): this model reads only frontal chest X-rays."
             )
         return reasons
 
-    def summary(self) -> dict:
+    def summary(self, limit_rule: str) -> dict:
         return {
             "fitted": True,
-            "method": self.METHOD.format(c=VIEW_REGULARISATION, quantile=self.quantile),
+            "method": self.METHOD.format(c=VIEW_REGULARISATION, limit_rule=limit_rule),
             "examples": self.examples,
             "limit": self.threshold,
             "validation_refused": self.validation_refused,
@@ -334,6 +332,45 @@ class _Detector:
         return np.sqrt(np.maximum(np.min(np.stack(per_class), axis=0), 0.0))
 
 
+def held_out_folds(groups: list | np.ndarray, folds: int = CROSS_VALIDATION_FOLDS) -> list[np.ndarray]:
+    """Index sets that each hold out whole patients (``groups``, None: the image is its own patient);
+    none when there are fewer than two patients."""
+    from sklearn.model_selection import GroupKFold
+
+    keys = [f"image-{i}" if key is None else f"patient-{key}" for i, key in enumerate(groups)]
+    count = min(folds, len(set(keys)))
+    if count < 2:
+        return []
+    return [held for _, held in GroupKFold(n_splits=count).split(np.zeros(len(keys)), groups=keys)]
+
+
+def out_of_fold_scores(fit_and_score, count: int, folds: list[np.ndarray]) -> np.ndarray:
+    """Each image's score from a check fitted without its patient: ``fit_and_score(kept, held)``; empty
+    when there are no folds."""
+    if not folds:
+        return np.zeros(0)
+    scores = np.empty(count, dtype=np.float64)
+    for held in folds:
+        kept = np.setdiff1d(np.arange(count), held)
+        scores[held] = fit_and_score(kept, held)
+    return scores
+
+
+def joint_limits(pooled: dict[str, np.ndarray], refuse_share: float) -> tuple[dict[str, float], float, float]:
+    """One limit per check, each the same quantile p of its pooled scores, with p the lowest at which the
+    checks together refuse at most ``refuse_share`` of the pooled images (refused: score above its limit).
+
+    Returns the limits, p and the share the union refuses.
+    """
+    names = list(pooled)
+    for p in np.linspace(1.0 - refuse_share, 1.0, 2001):
+        limits = {name: float(np.quantile(pooled[name], p)) for name in names}
+        refused = np.any([pooled[name] > limits[name] for name in names], axis=0)
+        if refused.mean() <= refuse_share:
+            return limits, float(p), float(refused.mean())
+    raise AssertionError("unreachable: at p = 1 no score lies above its maximum")
+
+
 @dataclass
 class FeatureGate:
     """The stored out-of-distribution check of one model version (see the module docstring)."""
@@ -343,13 +380,25 @@ class FeatureGate:
     quantile: float
     validation_refused: float = 0.0
     view: ViewCheck | None = None
+    calibration: str = "validation"  # how the limits were set: CROSS_VALIDATED, or "validation" (older files)
+    limit_quantile: float | None = None  # p, the common quantile of each check's pooled scores
+    calibration_images: int = 0  # held-out in-distribution images the limits were set on
+    calibration_refused: float | None = None  # the share of those the gate refuses
+    folds: int = 0
 
     METHOD = (
         "Class-conditional Mahalanobis distance (tied Ledoit-Wolf covariance, fitted on the training split) "
         "on standardised features: the mean and spread of the network's middle block (mixed5) and 32x32 "
-        "standardised thumbnails; each divided by "
-        "its validation median, the larger is the score; the limit is the score's {quantile:.1%} quantile "
-        "on the validation split."
+        "standardised thumbnails. {limit_rule}"
+    )
+    LIMIT_RULE = (
+        "Each check's limit is the {limit_quantile:.2%} quantile of its scores on {images} held-out frontal "
+        "images ({folds}-fold out-of-fold scores of the training split, grouped by patient, and the validation "
+        "split), the quantile at which the checks together refuse {refuse_share:.1%} of them."
+    )
+    OLD_LIMIT_RULE = (
+        "Each distance divided by its validation median, the larger is the score; the limit is the score's "
+        "{quantile:.1%} quantile on the validation split."
     )
 
     @classmethod
@@ -361,27 +410,58 @@ class FeatureGate:
         validation: dict[str, np.ndarray],
         quantile: float = DEFAULT_QUANTILE,
         refuse: dict[str, np.ndarray] | None = None,
+        train_groups: list | np.ndarray | None = None,
+        folds: int = CROSS_VALIDATION_FOLDS,
     ) -> FeatureGate:
-        """Fit each detector on the training split, then set scales and the limit on validation.
-
-        ``refuse`` (view features of examples to refuse, per kind) adds the view check; without it
-        the gate has none.
-        """
+        """Fit each check on the training split, then set the limits together on held-out images (module
+        docstring). ``train_groups``: the training images' patients, so a fold holds out whole patients
+        (None: every image its own). ``refuse`` (view features of examples to refuse, per kind) adds the
+        view check; without it the gate has none."""
         if not 0.5 <= quantile < 1.0:
             raise ValueError(f"The gate's quantile must lie in [0.5, 1), not {quantile}.")
         train_labels = np.asarray(train_labels)
-        detectors = {name: _Detector.fit(features, train_labels) for name, features in train.items() if name != VIEW}
-        for name, detector in detectors.items():
-            median = float(np.median(detector.distances(validation[name])))
-            detector.scale = median if median > 0 else 1.0
-        gate = cls(detectors=detectors, threshold=np.inf, quantile=quantile)
-        scores = gate.scores(validation).max(axis=1)
-        gate.threshold = float(np.quantile(scores, quantile))
-        gate.validation_refused = float(np.mean(scores > gate.threshold))
-        if refuse:
-            gate.view = ViewCheck.fit(
-                frontal=train[VIEW], refuse=refuse, validation=validation[VIEW], quantile=quantile
+        count = len(train_labels)
+        held_out = held_out_folds([None] * count if train_groups is None else list(train_groups), folds)
+        detectors, pooled = {}, {}
+        for name, features in train.items():
+            if name == VIEW:
+                continue
+            features = np.asarray(features)
+            detectors[name] = _Detector.fit(features, train_labels)
+            out_of_fold = out_of_fold_scores(
+                lambda kept, held, f=features: _Detector.fit(f[kept], train_labels[kept]).distances(f[held]),
+                count,
+                held_out,
             )
+            pooled[name] = np.concatenate([out_of_fold, detectors[name].distances(validation[name])])
+        view = None
+        if refuse:
+            frontal = np.asarray(train[VIEW])
+            view = ViewCheck.fit(frontal=frontal, refuse=refuse, quantile=quantile)
+            out_of_fold = out_of_fold_scores(
+                lambda kept, held: ViewCheck.fit(frontal=frontal[kept], refuse=refuse).scores(frontal[held]),
+                count,
+                held_out,
+            )
+            pooled[VIEW] = np.concatenate([out_of_fold, view.scores(validation[VIEW])])
+        limits, limit_quantile, refused = joint_limits(pooled, 1.0 - quantile)
+        for name, detector in detectors.items():
+            detector.scale = max(limits[name], 1e-12)  # scores are distances in units of the limit
+        gate = cls(
+            detectors=detectors,
+            threshold=1.0,
+            quantile=quantile,
+            view=view,
+            calibration=CROSS_VALIDATED,
+            limit_quantile=limit_quantile,
+            calibration_images=len(next(iter(pooled.values()))),
+            calibration_refused=refused,
+            folds=len(held_out),
+        )
+        if view is not None:
+            view.threshold = limits[VIEW]
+            view.validation_refused = float(np.mean(view.scores(validation[VIEW]) > view.threshold))
+        gate.validation_refused = float(np.mean([not v.assessable for v in gate.verdicts(validation)]))
         return gate
 
     @property
@@ -389,7 +469,7 @@ class FeatureGate:
         return list(self.detectors)
 
     def scores(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """(n, detectors) distances, each in units of its validation median."""
+        """(n, detectors) distances, each in units of its limit (older gates: of its validation median)."""
         return np.stack(
             [self.detectors[name].distances(features[name]) / self.detectors[name].scale for name in self.names],
             axis=1,
@@ -425,7 +505,7 @@ class FeatureGate:
                     reason=(
                         "The image is unlike the frontal chest X-rays this model was trained on "
                         f"(its {DETECTOR_WORDS.get(worst, worst)} is {score / self.threshold:.1f} times the "
-                        "limit set on validation images): it may be a CT, a lateral view, a photograph or a "
+                        f"limit, which {self._limit_words()}): it may be a CT, a lateral view, a photograph or a "
                         "document, so the model has nothing to say about it."
                     ),
                     figures=figures,
@@ -433,23 +513,54 @@ class FeatureGate:
             )
         return verdicts
 
+    def _limit_words(self) -> str:
+        if self.calibration == CROSS_VALIDATED:
+            return f"refuses {1 - self.quantile:.1%} of frontal chest X-rays held out from fitting"
+        return f"refuses {1 - self.quantile:.1%} of validation images"
+
+    def limit_rule(self) -> str:
+        if self.calibration == CROSS_VALIDATED:
+            return self.LIMIT_RULE.format(
+                limit_quantile=self.limit_quantile,
+                images=self.calibration_images,
+                folds=self.folds,
+                refuse_share=1 - self.quantile,
+            )
+        return self.OLD_LIMIT_RULE.format(quantile=self.quantile)
+
     def summary(self) -> dict:
+        rule = self.limit_rule()
         return {
-            "method": self.METHOD.format(quantile=self.quantile),
+            "method": self.METHOD.format(limit_rule=rule),
+            "calibration": self.calibration,
             "quantile": self.quantile,
             "limit": self.threshold,
+            "limit_quantile": self.limit_quantile,
+            "calibration_images": self.calibration_images,
+            "calibration_refused": self.calibration_refused,
+            "folds": self.folds,
             "feature_spaces": {
                 name: {"dimensions": int(d.precision.shape[0]), "classes": len(d.means), "scale": d.scale}
                 for name, d in self.detectors.items()
             },
             "validation_refused": self.validation_refused,
-            "view_check": self.view.summary() if self.view is not None else {"fitted": False},
+            "view_check": self.view.summary(rule[0].lower() + rule[1:].rstrip("."))
+            if self.view is not None
+            else {"fitted": False},
         }
 
     def save(self, path: str | Path) -> None:
         arrays = {"threshold": np.array(self.threshold), "quantile": np.array(self.quantile)}
         arrays["validation_refused"] = np.array(self.validation_refused)
         arrays["names"] = np.array(self.names)
+        if self.calibration == CROSS_VALIDATED:
+            arrays |= {
+                "calibration": np.array(self.calibration),
+                "limit_quantile": np.array(self.limit_quantile),
+                "calibration_images": np.array(self.calibration_images),
+                "calibration_refused": np.array(self.calibration_refused),
+                "folds": np.array(self.folds),
+            }
         for name, detector in self.detectors.items():
             arrays[f"{name}__means"] = detector.means
             arrays[f"{name}__precision"] = detector.precision
@@ -480,7 +591,21 @@ class FeatureGate:
                 quantile=float(arrays["quantile"]),
                 validation_refused=float(arrays["validation_refused"]),
                 view=ViewCheck.from_arrays(arrays),
+                **cls._calibration_from(arrays),
             )
+
+    @staticmethod
+    def _calibration_from(arrays) -> dict:
+        """How the limits were set; files written before the cross-validated limits have none of it."""
+        if "calibration" not in arrays:
+            return {}
+        return {
+            "calibration": str(arrays["calibration"]),
+            "limit_quantile": float(arrays["limit_quantile"]),
+            "calibration_images": int(arrays["calibration_images"]),
+            "calibration_refused": float(arrays["calibration_refused"]),
+            "folds": int(arrays["folds"]),
+        }
 
 
 def gate_features(pooled: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:

@@ -265,6 +265,7 @@ def train_from_folder(
         raw_validation=outputs["validation"][0],
         gate_train=gate_inputs["train"],
         train_labels=np.asarray(labels)[split.train],
+        train_groups=[patients.keys[i] for i in split.train],
         gate_validation=gate_inputs["validation"],
         cams_validation=outputs["validation"][2],
         positive_index=positive_index,
@@ -618,9 +619,10 @@ def refit_gate(
     refuse = refuse_features(refuse_examples, preprocessing, log=log)
     images, items, _ = _load_all(dataset, preprocessing, log=log)
     labels = [item.label for item in items]
+    patient_keys = group_patients(items, rule=patients, images=images).keys
     split = split_dataset(
         labels,
-        group_patients(items, rule=patients, images=images).keys,
+        patient_keys,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
         seed=seed,
@@ -636,6 +638,7 @@ def refit_gate(
     gate = FeatureGate.fit(
         train=features["train"],
         train_labels=np.asarray(labels)[split.train],
+        train_groups=[patient_keys[i] for i in split.train],
         validation=features["validation"],
         quantile=quantile,
         refuse=refuse,

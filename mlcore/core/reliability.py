@@ -37,6 +37,7 @@ def fit_reliability(
     raw_validation: np.ndarray,
     gate_train: dict[str, np.ndarray],
     train_labels: np.ndarray,
+    train_groups: list | None = None,
     gate_validation: dict[str, np.ndarray],
     cams_validation: np.ndarray,
     positive_index: int,
@@ -44,7 +45,8 @@ def fit_reliability(
     band_max_error: float = BAND_MAX_ERROR,
     refuse: dict[str, np.ndarray] | None = None,
 ) -> FittedReliability:
-    """Everything on the validation split (the gate's statistics on the training split).
+    """Everything on the validation split (the gate's statistics on the training split, its limits on
+    both; ``train_groups``: the training images' patients, so its folds hold out whole patients).
 
     The threshold is chosen on calibrated probabilities, so the stored threshold and the probability
     a doctor sees are on the same scale.
@@ -57,6 +59,7 @@ def fit_reliability(
     gate = FeatureGate.fit(
         train=gate_train,
         train_labels=train_labels,
+        train_groups=train_groups,
         validation=gate_validation,
         quantile=gate_quantile,
         refuse=refuse,

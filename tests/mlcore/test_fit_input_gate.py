@@ -29,6 +29,8 @@ def test_a_version_without_a_gate_gets_one_fitted_on_its_training_split(make_ver
     assert gate is not None
     assert gate.quantile == 0.95
     assert version.reliability["gate"]["quantile"] == 0.95
+    assert version.reliability["gate"]["folds"] == 5  # the training split's patients, held out five ways
+    assert 36 <= version.reliability["gate"]["calibration_images"] < 60  # training and validation, not test
     refused = version.metrics["gate"]["refused"]
     assert refused["total"] == sum(part["total"] for part in version.metrics["gate"]["per_class"].values()) > 0
     assert "input gate refused" in out.getvalue()
@@ -51,6 +53,7 @@ def test_examples_to_refuse_add_a_view_check_to_an_existing_version(make_version
     assert "view check: fitted on FRONTAL 40, CT 10, LATERAL 10" in out.getvalue()
     page = staff_client.get(reverse("admin:mlcore_modelversion_change", args=[version.pk])).content.decode()
     assert "fitted on FRONTAL 40, CT 10, LATERAL 10" in page
+    assert "held-out images (5-fold out-of-fold training scores and the validation split)" in page
 
 
 def test_a_folder_the_version_cannot_read_stops_with_a_clear_message(make_version, tmp_path):

@@ -15,6 +15,8 @@ from mlcore.core.gate import (
     colour_refusal,
     colour_share,
     header_refusal,
+    held_out_folds,
+    joint_limits,
     screen,
     thumbnails,
     view_features,
@@ -138,17 +140,65 @@ def test_new_chest_images_like_the_training_ones_pass(appearance_gate):
     assert appearance_gate.validation_refused <= 0.05
 
 
-def test_the_limit_is_the_stated_quantile_of_the_validation_scores():
+def test_the_limits_are_one_quantile_of_each_check_the_lowest_at_which_together_they_refuse_the_stated_share():
     rng = np.random.default_rng(0)
-    train = {"network": rng.normal(size=(200, 8))}
-    validation = {"network": rng.normal(size=(100, 8))}
+    pooled = {"network": rng.normal(size=500), "appearance": rng.normal(size=500), VIEW: rng.uniform(size=500)}
 
-    gate = FeatureGate.fit(train=train, train_labels=np.zeros(200), validation=validation, quantile=0.9)
+    limits, p, refused = joint_limits(pooled, 0.02)
 
-    scores = gate.scores(validation).max(axis=1)
-    assert gate.threshold == pytest.approx(np.quantile(scores, 0.9))
-    assert gate.validation_refused == pytest.approx(0.1, abs=0.011)
-    assert "90.0% quantile" in gate.summary()["method"]
+    union = np.any([pooled[name] > limits[name] for name in pooled], axis=0)
+    assert refused == union.mean() <= 0.02
+    assert limits == pytest.approx({name: np.quantile(scores, p) for name, scores in pooled.items()})
+    lower = {name: np.quantile(scores, p - 0.002) for name, scores in pooled.items()}
+    assert np.any([pooled[name] > lower[name] for name in pooled], axis=0).mean() > 0.02
+
+
+def test_the_limits_are_set_on_out_of_fold_training_scores_pooled_with_validation():
+    rng = np.random.default_rng(0)
+    train = {"network": rng.normal(size=(200, 8)), "appearance": rng.normal(size=(200, 6))}
+    validation = {"network": rng.normal(size=(100, 8)), "appearance": rng.normal(size=(100, 6))}
+    new = {"network": rng.normal(size=(4000, 8)), "appearance": rng.normal(size=(4000, 6))}
+
+    gate = FeatureGate.fit(
+        train=train,
+        train_labels=np.zeros(200),
+        validation=validation,
+        quantile=0.9,
+        train_groups=np.repeat(np.arange(50), 4),
+    )
+
+    summary = gate.summary()
+    assert (summary["calibration_images"], summary["folds"], gate.threshold) == (300, 5, 1.0)
+    assert summary["calibration_refused"] <= 0.1
+    assert "held-out frontal images (5-fold out-of-fold scores" in summary["method"]
+    assert "refuse 10.0% of them" in summary["method"]
+    assert np.mean([not verdict.assessable for verdict in gate.verdicts(new)]) == pytest.approx(0.1, abs=0.04)
+
+
+def test_folds_hold_out_whole_patients_and_images_without_one_stand_alone():
+    groups = ["p1", "p1", "p2", "p2", "p3", None, None, "p4", "p4"]
+
+    folds = held_out_folds(groups, folds=3)
+
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
+    for held in folds:
+        kept = set(range(len(groups))) - set(held.tolist())
+        assert not {groups[i] for i in held if groups[i]} & {groups[i] for i in kept if groups[i]}
+
+
+def test_with_a_single_patient_in_training_the_limits_come_from_validation_alone():
+    rng = np.random.default_rng(0)
+
+    gate = FeatureGate.fit(
+        train={"network": rng.normal(size=(40, 4))},
+        train_labels=np.zeros(40),
+        validation={"network": rng.normal(size=(30, 4))},
+        quantile=0.9,
+        train_groups=["one"] * 40,
+    )
+
+    assert (gate.calibration_images, gate.folds) == (30, 0)
+    assert gate.validation_refused <= 0.1
 
 
 def test_a_stored_gate_reads_back_identical(tmp_path, appearance_gate):
@@ -161,6 +211,23 @@ def test_a_stored_gate_reads_back_identical(tmp_path, appearance_gate):
     np.testing.assert_allclose(loaded.scores(features), appearance_gate.scores(features), rtol=1e-5)
     assert loaded.threshold == appearance_gate.threshold
     assert loaded.quantile == appearance_gate.quantile
+    assert loaded.summary() == appearance_gate.summary()
+
+
+def test_a_gate_file_from_before_the_cross_validated_limits_keeps_its_own_rule(tmp_path, appearance_gate):
+    appearance_gate.save(tmp_path / "gate.npz")
+    new_keys = ("calibration", "limit_quantile", "calibration_images", "calibration_refused", "folds")
+    arrays = {key: value for key, value in np.load(tmp_path / "gate.npz").items() if key not in new_keys}
+    np.savez(tmp_path / "old.npz", **arrays)
+
+    old = FeatureGate.load(tmp_path / "old.npz")
+
+    assert old.calibration == "validation"
+    assert "quantile on the validation split" in old.summary()["method"]
+    inputs, _ = chest_inputs(6, seed=3)
+    assert [v.assessable for v in old.verdicts({"appearance": thumbnails(inputs)})] == [
+        v.assessable for v in appearance_gate.verdicts({"appearance": thumbnails(inputs)})
+    ]
 
 
 def test_a_quantile_outside_the_sensible_range_is_refused():
@@ -236,7 +303,7 @@ def test_the_view_check_passes_frontal_images_and_its_limit_is_set_on_validation
     assert summary["fitted"] is True
     assert summary["examples"] == {"FRONTAL": 160, "LATERAL": 12, "CT": 12}
     assert summary["validation_refused"] <= 0.02
-    assert "99.0% quantile on the validation split's frontal images" in summary["method"]
+    assert "held-out frontal images" in summary["method"]
 
 
 def test_a_lateral_the_distance_alone_lets_through_is_refused_by_the_view_check():
