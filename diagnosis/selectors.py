@@ -19,8 +19,8 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from diagnosis.models import Patient, Review, Scan
-from mlcore.core.classes import ClassSet
-from mlcore.selectors import model_version_classes
+from mlcore.core.classes import ClassSet, positive_names, short_name
+from mlcore.selectors import model_version_active, model_version_classes
 
 
 def _in_care_of(user) -> Q:
@@ -181,6 +181,14 @@ def worklist_counts(*, user, since: datetime.datetime) -> dict[str, int]:
     )
 
 
+def worklist_positive_name(*, user, since: datetime.datetime) -> str:
+    """The class the worklist's positive count is of: the positive class of the versions that read its scans,
+    else of the active version (what new scans will be read as)."""
+    read = scans_visible_to(user).filter(uploaded_at__gte=since, model_version__isnull=False).order_by()
+    positive_classes = set(read.values_list("model_version__positive_class", flat=True).distinct())
+    return positive_names(positive_classes or [model_version_classes(version=model_version_active()).positive])
+
+
 def patient_scan_history(*, patient: Patient, user) -> QuerySet[Scan]:
     """The patient's scans, newest first, each saying whether this user may delete it."""
     can_delete = Value(True) if _can_delete_every_scan_of(user=user, patient=patient) else Q(uploaded_by=user.pk)
@@ -201,15 +209,17 @@ class TrendPoint:
     probability: float
     label: str
     positive: bool
+    positive_name: str  # the reading version's positive class, inside "P(...)"
     x: float
     y: float
 
 
 @dataclass(frozen=True)
 class Trend:
-    """P(COVID-19) of a patient's read scans over time, laid out for an inline SVG chart."""
+    """P(positive class) of a patient's read scans over time, laid out for an inline SVG chart."""
 
     points: list[TrendPoint]
+    positive_name: str  # of every point's version together (positive_names)
     threshold: float | None
     threshold_y: float | None
     y_ticks: list[tuple[float, float]]
@@ -265,6 +275,7 @@ def patient_trend(*, patient: Patient) -> Trend | None:
             probability=scan.probability,
             label=scan.label,
             positive=scan_is_positive(scan),
+            positive_name=short_name(scan_classes(scan).positive),
             x=x_of(index, scan),
             y=y_of(scan.probability),
         )
@@ -273,6 +284,7 @@ def patient_trend(*, patient: Patient) -> Trend | None:
     threshold = scans[-1].threshold
     return Trend(
         points=points,
+        positive_name=positive_names(scan_classes(scan).positive for scan in scans),
         threshold=threshold,
         threshold_y=None if threshold is None else y_of(threshold),
         y_ticks=[(value, y_of(value)) for value in (0.0, 0.25, 0.5, 0.75, 1.0)],

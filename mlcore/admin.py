@@ -4,14 +4,19 @@ import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from covidxray.spreadsheets import spreadsheet_csv_lines
 from mlcore.core.evaluation import CONFOUNDED_SOURCE, is_confounded, single_class_sources
+from mlcore.core.provenance import MEMBERSHIP_COLUMNS, membership_rows, stored_membership
 from mlcore.model_card import model_version_card
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion
 from mlcore.reporting import (
@@ -483,7 +488,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         card = self.admin_site.admin_view(require_GET(self.model_card_view))
-        return [path("<int:version_id>/card/", card, name="mlcore_modelversion_card"), *super().get_urls()]
+        membership = self.admin_site.admin_view(require_GET(self.membership_view))
+        return [
+            path("<int:version_id>/card/", card, name="mlcore_modelversion_card"),
+            path("<int:version_id>/membership/", membership, name="mlcore_modelversion_membership"),
+            *super().get_urls(),
+        ]
+
+    def membership_view(self, request, version_id: int):
+        """Every file of every split as CSV (split, path, sha256): to audit the data or retrain on the same split."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        members = stored_membership(version.provenance)
+        if not members:
+            raise Http404("This version was trained before split membership was stored.")
+        filename = f"{slugify(version.name) or version.pk}-split-membership.csv"
+        return StreamingHttpResponse(
+            spreadsheet_csv_lines(MEMBERSHIP_COLUMNS, membership_rows(members)),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": content_disposition_header(True, filename)},
+        )
 
     def model_card_view(self, request, version_id: int):
         """The version's model card, laid out to print (intended use, data, figures, audit, provenance, limits)."""
@@ -516,13 +541,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not provenance:
             return "Not recorded (trained before provenance was stored)."
         code, data = provenance.get("code") or {}, provenance.get("data") or {}
+        download = ""
+        if stored_membership(provenance):
+            url = reverse("admin:mlcore_modelversion_membership", args=[version.pk])
+            download = format_html(' <a href="{}">Download the split membership (CSV)</a>', url)
         return format_html(
-            "commit {}{}; {} files, split digest {}; seeds {}",
+            "commit {}{}; {} files, split digest {}; seeds {}{}",
             code.get("commit") or "unknown",
             " (with uncommitted changes)" if code.get("dirty") else "",
             data.get("files"),
             data.get("digest"),
             json.dumps(provenance.get("seeds") or {}),
+            download,
         )
 
     @admin.display(description="fitted on the validation split")

@@ -2,6 +2,7 @@
 
 from pathlib import PurePath
 
+from mlcore.core.classes import DEFAULT_POSITIVE_CLASS, short_name
 from mlcore.core.evaluation import CONFOUNDED_SOURCE, single_class_sources
 from mlcore.core.gate import VIEW_CHECK_NOT_FITTED
 from mlcore.models import Evaluation
@@ -185,7 +186,7 @@ def evidence_description(evaluation) -> dict:
         "text": text,
         "warning": INTERNAL_WARNING if evaluation.kind == Evaluation.Kind.TEST_SPLIT else "",
         "confounded": confounding_text(single_class_sources(metrics)),
-        "band": band_text(metrics.get("abstention")),
+        "band": band_text(metrics.get("abstention"), positive_class=metrics.get("positive_class")),
     }
 
 
@@ -200,8 +201,9 @@ def confounding_text(single_class: dict[str, str]) -> str:
     )
 
 
-def band_text(abstention: dict | None) -> str:
-    """'' without an indeterminate band; otherwise what the figures leave out."""
+def band_text(abstention: dict | None, *, positive_class: str | None) -> str:
+    """'' without an indeterminate band; otherwise what the figures leave out. Metrics stored before they
+    named their positive class (None) are COVID's."""
     if not abstention:
         return ""
     share = abstention.get("share_in_band") or {}
@@ -210,5 +212,6 @@ def band_text(abstention: dict | None) -> str:
         held = f", which held {share['value'] * 100:.1f}% ({share['count']} of {share['total']}) of these images"
     return (
         f"For decisive readings only: figures outside the indeterminate band "
-        f"(P(COVID-19) {abstention['low']:.3f} to {abstention['high']:.3f}){held}."
+        f"(P({short_name(positive_class or DEFAULT_POSITIVE_CLASS)}) {abstention['low']:.3f} to "
+        f"{abstention['high']:.3f}){held}."
     )

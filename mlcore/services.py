@@ -184,14 +184,25 @@ def model_version_heartbeat(*, version: ModelVersion) -> None:
         version.heartbeat_at = now  # the row is saved whole when the run is stored
 
 
-def model_versions_fail_stale(*, stale_after: datetime.timedelta | None = None, now=None) -> list[ModelVersion]:
+def model_versions_fail_stale(
+    *,
+    stale_after: datetime.timedelta | None = None,
+    queued_for: datetime.timedelta | None = None,
+    now=None,
+) -> list[ModelVersion]:
     """Mark failed the versions still "training" whose process gave no sign of life for ``stale_after``
-    (a worker killed, a machine gone): without this they would stay "training" for ever.
+    (a worker killed, a machine gone), and those "queued" longer than ``queued_for`` (their task lost):
+    without this they would stay "training" or "queued" for ever.
 
     A row from before heartbeats counts from its creation time.
     """
-    stale_after = stale_after or datetime.timedelta(seconds=settings.TRAINING_STALE_SECONDS)
     now = now or timezone.now()
+    stale_after = stale_after or datetime.timedelta(seconds=settings.TRAINING_STALE_SECONDS)
+    queued_for = queued_for or datetime.timedelta(seconds=settings.TRAINING_QUEUE_TIMEOUT_SECONDS)
+    return _fail_silent_training(stale_after=stale_after, now=now) + _fail_long_queued(queued_for=queued_for, now=now)
+
+
+def _fail_silent_training(*, stale_after: datetime.timedelta, now) -> list[ModelVersion]:
     limit = now - stale_after
     stale = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).filter(
         Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, created_at__lt=limit)
@@ -209,6 +220,26 @@ def model_versions_fail_stale(*, stale_after: datetime.timedelta | None = None, 
                 f"The training process stopped giving signs of life: last heartbeat {last:%Y-%m-%d %H:%M:%S %Z}, "
                 f"none for {stale_after.total_seconds() / 60:.0f} minutes. The worker probably died "
                 "(killed, out of memory, machine restarted); train again."
+            ),
+        )
+        if marked:
+            version.refresh_from_db()
+            failed.append(version)
+    return failed
+
+
+def _fail_long_queued(*, queued_for: datetime.timedelta, now) -> list[ModelVersion]:
+    failed = []
+    for version in ModelVersion.objects.filter(status=ModelVersion.Status.QUEUED, created_at__lt=now - queued_for):
+        # Only if still queued: a training worker that took it meanwhile keeps it.
+        marked = ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.QUEUED).update(
+            status=ModelVersion.Status.FAILED,
+            finished_at=now,
+            error=(
+                f"No training worker took this version in the {queued_for.total_seconds() / 60:.0f} minutes since "
+                f"it was queued ({version.created_at:%Y-%m-%d %H:%M:%S %Z}). Its task was probably lost (the "
+                "broker restarted or purged) or no worker consumes the training queue (celery worker -Q training); "
+                "queue it again."
             ),
         )
         if marked:

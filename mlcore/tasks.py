@@ -26,5 +26,5 @@ def train_model_version(*, version_id: int, data_dir: str | list[str], options: 
 
 @shared_task(acks_late=True, ignore_result=True)
 def fail_stale_training_versions() -> int:
-    """Periodic: versions whose training worker stopped beating are marked failed."""
+    """Periodic: versions whose training worker stopped beating, or whose queued task was lost, are marked failed."""
     return len(model_versions_fail_stale())

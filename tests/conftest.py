@@ -138,16 +138,17 @@ THREE_CLASSES = ["COVID", "OTHER_PNEUMONIA", "NORMAL"]
 
 @pytest.fixture
 def make_version(db, tiny_model_bytes, request):
-    """A tiny version, two-class (COVID/NORMAL) unless told ``class_names=THREE_CLASSES``."""
+    """A tiny version, two-class (COVID/NORMAL) unless told ``class_names=THREE_CLASSES``, with the legacy
+    intensity rule unless given another ``preprocessing``."""
 
-    def make(name="tiny-v1", *, activate=True, class_names=TWO_CLASSES) -> ModelVersion:
+    def make(name="tiny-v1", *, activate=True, class_names=TWO_CLASSES, preprocessing=TINY) -> ModelVersion:
         version = ModelVersion.objects.create(
             name=name,
             status=ModelVersion.Status.SUCCEEDED,
             class_names=list(class_names),
             positive_class="COVID",
             threshold=0.5,
-            preprocessing=TINY,
+            preprocessing=preprocessing,
         )
         model_bytes = (
             tiny_model_bytes if len(class_names) == 2 else request.getfixturevalue("tiny_three_class_model_bytes")

@@ -319,6 +319,9 @@ CELERY_BEAT_SCHEDULE = {
 # A version "training" whose process gave no sign of life (a log line, an epoch) for this long is marked
 # failed by the periodic task above: its worker died. Longer than the slowest epoch.
 TRAINING_STALE_SECONDS = env.int("COVIDXRAY_TRAINING_STALE_MINUTES", default=60) * 60
+# A version "queued" this long after it was created is marked failed by the same task: its Celery task
+# was lost (a broker purged or restarted) or no worker takes the training queue.
+TRAINING_QUEUE_TIMEOUT_SECONDS = env.int("COVIDXRAY_TRAINING_QUEUE_TIMEOUT_MINUTES", default=360) * 60
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Unacknowledged tasks of a worker that vanished come back after this long.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=15 * 60)}

@@ -32,8 +32,8 @@ from diagnosis.signals import scan_read
 from mlcore.core.evaluation import jsonable
 from mlcore.core.gate import colour_share, screen
 from mlcore.core.imaging import DICOM, DicomHeader, ImageDecodeError, decode_image, read_dicom_header, sniff_format
-from mlcore.core.predictor import display_gray, gray_png, heat_layer_png, shown_as_is
-from mlcore.core.preprocessing import preprocess
+from mlcore.core.predictor import heat_layer_png, preview_png
+from mlcore.core.preprocessing import PreprocessingSpec, preprocess
 from mlcore.inference import active_predictor
 
 logger = logging.getLogger(__name__)
@@ -199,7 +199,11 @@ def _diagnose_claimed(claimed: list[Scan], token: str, version, predictor, *, cl
                 outcomes.append(_reading(item, readout, verdict, version, predictor, network_ms, batch, clock))
             else:
                 network = network_ms if readout is not None else None
-                outcomes.append(_not_assessable(item, verdict, version, network_ms=network, batch=batch, clock=clock))
+                outcomes.append(
+                    _not_assessable(
+                        item, verdict, version, predictor.spec, network_ms=network, batch=batch, clock=clock
+                    )
+                )
         except (ValueError, OSError, MemoryError) as error:  # this image only: the rest of the batch goes on
             logger.exception("Scan %s could not be processed", item.scan.pk)
             with clock.batch("database"):
@@ -272,11 +276,13 @@ def _final(scan: Scan, **values) -> None:
         setattr(scan, name, value)
 
 
-def _not_assessable(item: _Prepared, verdict, version, *, network_ms, batch: int, clock: StageClock) -> _Outcome:
+def _not_assessable(
+    item: _Prepared, verdict, version, spec: PreprocessingSpec, *, network_ms, batch: int, clock: StageClock
+) -> _Outcome:
     """The image and the reason, no reading and no heatmap."""
     scan = item.scan
     with clock.scan(scan.pk, "preview"):
-        preview = _preview(item)
+        preview = preview_png(item.data, item.gray, spec=spec)
     with clock.scan(scan.pk, "files"):
         preview_name = scan_store_save(scan, "preview.png", preview)
     _final(
@@ -303,7 +309,7 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
     """The reading with its preview and its Grad-CAM heat layer of the preview's size."""
     scan, reading = item.scan, readout.reading
     with clock.scan(scan.pk, "preview"):
-        preview = _preview(item)
+        preview = preview_png(item.data, item.gray, spec=predictor.spec)
     with clock.scan(scan.pk, "heatmap"):
         heatmap = predictor.heatmap(readout.cam, shape=item.gray.shape)
     with clock.scan(scan.pk, "overlay"):
@@ -336,11 +342,6 @@ def _reading(item: _Prepared, readout, verdict, version, predictor, network_ms, 
         batch,
     )
     return _Outcome(scan=scan, files=files, log=log)
-
-
-def _preview(item: _Prepared) -> bytes:
-    """The uploaded file itself where it already is the preview, else the display-sized image as PNG."""
-    return item.data if shown_as_is(item.data) else gray_png(display_gray(item.gray))
 
 
 def _store_batch(outcomes: list[_Outcome], token: str, clock: StageClock) -> list[_Outcome]:

@@ -7,7 +7,13 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from covidxray.audit import record_access
-from diagnosis.selectors import WORKLIST_FILTERS, patients_visible_to, worklist_counts, worklist_for_user
+from diagnosis.selectors import (
+    WORKLIST_FILTERS,
+    patients_visible_to,
+    worklist_counts,
+    worklist_for_user,
+    worklist_positive_name,
+)
 
 RECENT_DAYS = 14
 SCANS_PER_PAGE = 25
@@ -31,6 +37,7 @@ def dashboard(request):
     context = {
         "page": page,
         "counts": worklist_counts(user=request.user, since=since),
+        "positive_name": worklist_positive_name(user=request.user, since=since),
         "period": period,
         "show": show,
         "recent_days": RECENT_DAYS,

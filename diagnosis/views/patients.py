@@ -32,6 +32,7 @@ from diagnosis.services.patients import (
     patient_update,
     scan_delete,
 )
+from mlcore.core.classes import positive_names
 
 PATIENTS_PER_PAGE = 25
 
@@ -104,10 +105,12 @@ class PatientDetailView(View):
     def render_page(request, patient, share_form=None, status=200):
         """The page, on a read or with a refused share form: either way the record was shown."""
         record_access(patient, what="patient page")
+        trend = patient_trend(patient=patient)
         context = {
             "patient": patient,
             "scans": patient_scan_history(patient=patient, user=request.user),
-            "trend": patient_trend(patient=patient),
+            "trend": trend,
+            "positive_name": trend.positive_name if trend else positive_names(()),
             "upload_form": ScanUploadForm(),
             "may": patient_actions_for(user=request.user, patient=patient),
             "shared_with": patient.shared_with.order_by("full_name", "email"),

@@ -6,7 +6,8 @@ and the names a doctor sees. Old two-class versions (COVID/NORMAL) use the same 
 This module owns the meaning of "positive" everywhere: which class a reading calls (:func:`called_classes`,
 :func:`reading_call`), whether a called class or a doctor's final finding counts as positive or negative
 (:func:`class_result`, :func:`finding_reference`), which findings are training classes
-(:func:`finding_training_class`) and how each is named for a person (:func:`display_name`, :func:`call_text`).
+(:func:`finding_training_class`) and how each is named for a person (:func:`display_name`, :func:`short_name`,
+:func:`positive_names`, :func:`call_text`).
 """
 
 from __future__ import annotations
@@ -194,6 +195,13 @@ def display_name(class_name: str) -> str:
 def short_name(class_name: str) -> str:
     """The class inside "P(...)": "P(COVID-19)"."""
     return SHORT_NAMES.get(class_name, display_name(class_name))
+
+
+def positive_names(positive_classes: Iterable[str]) -> str:
+    """The positive class, as short_name gives it, of readings by several versions: the one they share, each
+    in turn (" / ") where versions differ, the default positive class's where there are no readings."""
+    names = sorted({short_name(name) for name in positive_classes}) or [short_name(DEFAULT_POSITIVE_CLASS)]
+    return " / ".join(names)
 
 
 def call_text(class_name: str) -> str:

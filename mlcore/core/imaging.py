@@ -44,6 +44,14 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+def high_bit_depth(data: bytes) -> bool:
+    """Whether the bytes are a PNG of 16 bits a sample (its IHDR, always the first chunk, says so).
+
+    decode_image scales such a PNG by its format's full range, so 12-bit data arrives nearly black.
+    """
+    return data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and data[24:25] == b"\x10"
+
+
 def read_bytes(source: str | Path | bytes | BinaryIO) -> bytes:
     if isinstance(source, bytes):
         return source

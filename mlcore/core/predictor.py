@@ -15,7 +15,8 @@ from mlcore.core.calibration import Band, apply_temperature
 from mlcore.core.classes import class_set, reading_call
 from mlcore.core.gate import FeatureGate, GateVerdict, gate_features
 from mlcore.core.gradcam import picture_heatmap, readout_function, run_readout
-from mlcore.core.preprocessing import PreprocessingSpec
+from mlcore.core.imaging import high_bit_depth
+from mlcore.core.preprocessing import PreprocessingSpec, percentile_window
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,18 @@ def shown_as_is(data: bytes, *, max_side: int = DISPLAY_MAX_SIDE) -> bool:
     except (OSError, ValueError):
         return False
     return image.mode == "L" and max(image.size) <= max_side
+
+
+def preview_png(data: bytes, gray: np.ndarray, *, spec: PreprocessingSpec) -> bytes:
+    """The stored preview of an upload: the file itself where it already is one, else the display-sized
+    picture as PNG. A 16-bit PNG is windowed as the version windows its network input, so data that fill
+    only 12 bits are not shown nearly black; an 8-bit image is shown as it was decoded."""
+    if shown_as_is(data):
+        return data
+    shown = display_gray(gray)
+    if spec.intensity == "percentile" and high_bit_depth(data):
+        shown = percentile_window(shown)
+    return gray_png(shown)
 
 
 # zlib's fastest level: several times quicker to encode than the default for a few percent more bytes on

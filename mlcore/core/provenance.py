@@ -10,7 +10,7 @@ import hashlib
 import os
 import platform
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -117,6 +117,23 @@ def membership_digest(members: Mapping[str, Sequence[Sequence[str]]]) -> str:
         for path, file_hash in members[name]:
             digest.update(f"{name}\t{path}\t{file_hash}\n".encode())
     return digest.hexdigest()
+
+
+MEMBERSHIP_COLUMNS = ("split", "path", "sha256")
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def stored_membership(provenance: Mapping | None) -> dict[str, list]:
+    """The split membership a version's stored record holds ({} for a version from before it was stored)."""
+    return dict(((provenance or {}).get("data") or {}).get("splits") or {})
+
+
+def membership_rows(members: Mapping[str, Sequence[Sequence[str]]]) -> Iterator[tuple[str, str, str]]:
+    """One (split, path, sha256) per file: train, validation and test first, any other split after them."""
+    names = [name for name in SPLIT_ORDER if name in members] + sorted(set(members) - set(SPLIT_ORDER))
+    for name in names:
+        for path, file_hash in members[name]:
+            yield name, path, file_hash
 
 
 def run_provenance(

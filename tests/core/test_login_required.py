@@ -58,7 +58,11 @@ def test_the_walk_covers_the_app_and_the_admin():
 
 
 # Admin pages a ModelAdmin adds by hand (get_urls), with the permission each one checks itself.
-CUSTOM_ADMIN_PAGES = {"admin:diagnosis_scan_monitoring", "admin:mlcore_modelversion_card"}
+CUSTOM_ADMIN_PAGES = {
+    "admin:diagnosis_scan_monitoring",
+    "admin:mlcore_modelversion_card",
+    "admin:mlcore_modelversion_membership",
+}
 STANDARD_ADMIN_SUFFIXES = ("_changelist", "_add", "_change", "_delete", "_history")
 STANDARD_ADMIN_NAMES = {
     "admin:index",

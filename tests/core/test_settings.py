@@ -87,3 +87,18 @@ def test_each_xdist_worker_has_stored_files_and_a_broker_of_its_own():
     assert first["broker"]["data_folder_in"] != second["broker"]["data_folder_in"]
     assert first["broker"]["control_folder"] != second["broker"]["control_folder"]
     assert [s["broker"]["global_keyprefix"] for s in on_redis] == ["gw0:", "gw1:"]
+
+
+def test_the_training_queue_timeout_is_360_minutes_unless_the_environment_says_otherwise():
+    code = "from django.conf import settings as s; print(s.TRAINING_QUEUE_TIMEOUT_SECONDS)"
+    result = run_manage(
+        "shell",
+        "-c",
+        code,
+        DJANGO_SETTINGS_MODULE="covidxray.settings.test",
+        COVIDXRAY_TRAINING_QUEUE_TIMEOUT_MINUTES="15",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == str(15 * 60)
+    assert settings.TRAINING_QUEUE_TIMEOUT_SECONDS == 360 * 60

@@ -195,3 +195,32 @@ def test_the_scans_shown_are_logged_as_read(doctor_client, doctor, patient):
 def test_the_navbar_links_to_the_worklist(doctor_client):
     page = doctor_client.get(reverse("diagnosis:patient_list")).content.decode()
     assert f'<a class="nav-link" href="{reverse("home")}">Worklist</a>' in page
+
+
+def positive_card_title(client) -> str:
+    page = client.get(reverse("home")).content.decode()
+    return page.split('id="positive-card-title">')[1].split("</div>")[0]
+
+
+def test_the_positive_card_names_the_positive_class_of_the_versions_that_read_the_scans(doctor_client, patient):
+    covid = ModelVersion.objects.create(name="covid", class_names=["COVID", "NORMAL"], positive_class="COVID")
+    tuberculosis = ModelVersion.objects.create(
+        name="tb", class_names=["TUBERCULOSIS", "NORMAL"], positive_class="TUBERCULOSIS"
+    )
+    assert positive_card_title(doctor_client) == "Positive (COVID-19)"  # nothing read, no active version
+
+    make_scan(patient, label="TUBERCULOSIS", probability=0.9, model_version=tuberculosis)
+    assert positive_card_title(doctor_client) == "Positive (Tuberculosis)"
+
+    make_scan(patient, label="COVID", probability=0.9, model_version=covid)
+    assert positive_card_title(doctor_client) == "Positive (COVID-19 / Tuberculosis)"
+
+
+def test_with_nothing_read_the_positive_card_names_the_active_versions_positive_class(doctor_client, make_version):
+    version = make_version()
+    assert positive_card_title(doctor_client) == "Positive (COVID-19)"
+
+    ModelVersion.objects.filter(pk=version.pk).update(
+        class_names=["TUBERCULOSIS", "NORMAL"], positive_class="TUBERCULOSIS"
+    )
+    assert positive_card_title(doctor_client) == "Positive (Tuberculosis)"

@@ -18,6 +18,8 @@ from diagnosis.services.inference import NO_MODEL_MESSAGE, scans_claim, scans_di
 from diagnosis.services.scans import scan_create, scans_requeue_stale
 from mlcore import inference as mlcore_inference
 from mlcore.core.classes import class_set, reading_call
+from mlcore.core.imaging import decode_image
+from mlcore.core.predictor import display_gray, gray_png
 from mlcore.core.preprocessing import PreprocessingSpec, load_image
 from mlcore.services import model_version_activate
 from tests.conftest import THREE_CLASSES, TINY
@@ -315,6 +317,29 @@ def test_an_upload_that_already_is_its_own_preview_is_stored_as_it_came(make_ver
     with re_encoded.preview.open("rb") as handle:
         preview = Image.open(io.BytesIO(handle.read()))
     assert (preview.mode, preview.size) == ("L", (90, 90))
+
+
+def test_a_12_bit_png_is_previewed_with_full_contrast_by_a_version_that_windows_its_input(
+    make_version, patient, doctor
+):
+    make_version(preprocessing=PreprocessingSpec.current(**TINY).as_dict())
+    twelve_bit = io.BytesIO()
+    Image.fromarray(np.tile(np.linspace(0, 4095, 120), (90, 1)).astype(np.uint16)).save(twelve_bit, "PNG")
+    scan = scan_create(
+        patient=patient, image=SimpleUploadedFile("deep.png", twelve_bit.getvalue()), uploaded_by=doctor
+    )
+    eight_bit = upload(patient, doctor, seed=3, size=1100)  # larger than shown, so re-encoded
+
+    scans_diagnose(first_scan_id=scan.pk)
+
+    scan.refresh_from_db()
+    eight_bit.refresh_from_db()
+    with scan.preview.open("rb") as handle:
+        preview = np.asarray(Image.open(io.BytesIO(handle.read())))
+    assert (preview.min(), preview.max()) == (0, 255)
+    with eight_bit.preview.open("rb") as handle:
+        stored = handle.read()
+    assert stored == gray_png(display_gray(decode_image(xray_png(seed=3, size=1100))))
 
 
 def test_an_image_that_fails_after_decoding_fails_alone_and_the_batch_completes(

@@ -430,3 +430,37 @@ def test_no_trend_before_a_scan_is_read(doctor_client, patient):
     page = doctor_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
     assert "<svg" not in page
     assert "The trend appears once a scan has been read." in page
+
+
+def test_the_trend_and_history_name_the_positive_class_of_the_versions_that_read_the_scans(doctor_client, patient):
+    from mlcore.models import ModelVersion
+
+    covid = ModelVersion.objects.create(name="covid", class_names=["COVID", "NORMAL"], positive_class="COVID")
+    tuberculosis = ModelVersion.objects.create(
+        name="tb", class_names=["TUBERCULOSIS", "NORMAL"], positive_class="TUBERCULOSIS"
+    )
+    url = reverse("diagnosis:patient_detail", args=[patient.pk])
+    read_by_covid = make_scan(patient, label="COVID", probability=0.8, model_version=covid, ago=datetime.timedelta(1))
+
+    page = doctor_client.get(url).content.decode()
+
+    assert '<div class="card-header">Trend of P(COVID-19)</div>' in page
+    assert f'<title id="trend-title">Probability of COVID-19 over time for {patient.full_name}</title>' in page
+    assert re.search(r"<title>[^<]+: P\(COVID-19\) 0.800, COVID-19 pneumonia</title>", page)
+    assert '<th scope="col">P(COVID-19)</th>' in page
+
+    read_by_covid.delete()
+    make_scan(patient, label="TUBERCULOSIS", probability=0.7, model_version=tuberculosis)
+    page = doctor_client.get(url).content.decode()
+
+    assert '<div class="card-header">Trend of P(Tuberculosis)</div>' in page
+    assert f'<title id="trend-title">Probability of Tuberculosis over time for {patient.full_name}</title>' in page
+    assert re.search(r"<title>[^<]+: P\(Tuberculosis\) 0.700, Tuberculosis</title>", page)
+    assert '<th scope="col">P(Tuberculosis)</th>' in page
+    assert "COVID-19" not in page
+
+
+def test_a_patient_without_read_scans_has_the_default_column_name(doctor_client, patient):
+    page = doctor_client.get(reverse("diagnosis:patient_detail", args=[patient.pk])).content.decode()
+
+    assert '<th scope="col">P(COVID-19)</th>' in page

@@ -6,6 +6,7 @@ from diagnosis.models import Scan
 from diagnosis.reading import percent, scan_reading_get
 from mlcore.core.evaluation import binary_metrics, evaluate, jsonable, proportion_with_interval
 from mlcore.models import Evaluation
+from mlcore.reporting import evidence_description
 
 pytestmark = pytest.mark.django_db
 
@@ -234,3 +235,16 @@ def test_a_not_assessable_scan_has_no_predictive_values(scan):
 )
 def test_percent(value, digits, text):
     assert percent(value, digits=digits) == text
+
+
+def test_the_band_is_of_the_positive_class_the_evaluation_names(scan, validated_version):
+    evaluation = validated_version.evaluations.get()
+    abstention = {"low": 0.4, "high": 0.8, "outside": {}}
+    evaluation.metrics = evaluation.metrics | {"abstention": abstention, "positive_class": "TUBERCULOSIS"}
+    evaluation.save()
+
+    assert evidence_description(evaluation)["band"] == (
+        "For decisive readings only: figures outside the indeterminate band (P(Tuberculosis) 0.400 to 0.800)."
+    )
+    evaluation.metrics = {key: value for key, value in evaluation.metrics.items() if key != "positive_class"}
+    assert "(P(COVID-19) 0.400 to 0.800)" in evidence_description(evaluation)["band"]  # metrics before N classes

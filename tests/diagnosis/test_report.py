@@ -2,13 +2,14 @@
 
 import datetime
 import re
+from html import unescape
 
 import pytest
 from auditlog.models import LogEntry
 from django.urls import reverse
 
 from diagnosis.models import Review, Scan
-from mlcore.models import Evaluation
+from mlcore.models import Evaluation, ModelVersion
 from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
@@ -153,3 +154,23 @@ def test_the_report_lists_every_class_of_a_three_class_version_and_the_call(doct
     ]
     assert 'id="report-result">Other pneumonia (not COVID-19)</span>' in html
     assert "below it, the more probable of Other pneumonia (not COVID-19) and Normal" in html
+
+
+def test_the_reports_disclaimer_names_the_versions_positive_class(doctor_client, scan):
+    def disclaimer() -> str:
+        html = report(doctor_client, scan).content.decode()
+        paragraph = html[html.index("<strong>Decision support") :].split("</p>")[0]
+        return " ".join(unescape(re.sub(r"<[^>]+>", "", paragraph)).split())
+
+    expected = (
+        "Decision support, not a diagnosis. This reading helps clinicians prioritise; it neither diagnoses nor "
+        "rules out COVID-19. The doctor's own reading of the radiograph and of the patient decides."
+    )
+    assert disclaimer() == expected
+
+    tuberculosis = ModelVersion.objects.create(
+        name="tb", class_names=["TUBERCULOSIS", "NORMAL"], positive_class="TUBERCULOSIS"
+    )
+    Scan.objects.filter(pk=scan.pk).update(model_version=tuberculosis, label="TUBERCULOSIS")
+
+    assert disclaimer() == expected.replace("COVID-19", "Tuberculosis")

@@ -1,13 +1,14 @@
 """The scan page: result, probability against the threshold, validation, PPV/NPV here, timings, statement."""
 
 import re
+from html import unescape
 
 import pytest
 from django.urls import reverse
 
 from diagnosis.models import Scan
 from diagnosis.views.scans import duration_text
-from mlcore.models import Evaluation
+from mlcore.models import Evaluation, ModelVersion
 from tests.conftest import THREE_CLASSES
 
 pytestmark = pytest.mark.django_db
@@ -209,3 +210,26 @@ def test_a_three_class_reading_shows_every_class_the_call_and_the_rule_below_the
     assert "; below it, the more probable of Other pneumonia (not COVID-19) and Normal</span>." in html
     assert (data["result_display"], data["positive"]) == ("Other pneumonia (not COVID-19)", False)
     assert [entry["called"] for entry in data["class_probabilities"]] == [False, True, False]
+
+
+def decision_support(html: str) -> str:
+    """The disclaimer's paragraph as a reader sees it: tags dropped, white space collapsed."""
+    paragraph = html[html.index('id="decision-support">') :].split(">", 1)[1].split("</p>")[0]
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", paragraph)).split())
+
+
+COVID_DISCLAIMER = (
+    "Decision support, not a diagnosis. This reading helps clinicians prioritise; it neither diagnoses nor rules "
+    "out COVID-19. The doctor's own reading of the radiograph and of the patient decides."
+)
+
+
+def test_the_disclaimer_names_the_versions_positive_class(doctor_client, scan):
+    assert decision_support(page(doctor_client, scan)) == COVID_DISCLAIMER
+
+    tuberculosis = ModelVersion.objects.create(
+        name="tb", class_names=["TUBERCULOSIS", "NORMAL"], positive_class="TUBERCULOSIS"
+    )
+    Scan.objects.filter(pk=scan.pk).update(model_version=tuberculosis, label="TUBERCULOSIS")
+
+    assert decision_support(page(doctor_client, scan)) == COVID_DISCLAIMER.replace("COVID-19", "Tuberculosis")

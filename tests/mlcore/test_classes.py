@@ -21,6 +21,7 @@ from mlcore.core.classes import (
     finding_training_class,
     negative_rule_text,
     ordered_probabilities,
+    positive_names,
     reading_call,
     short_name,
 )
@@ -166,3 +167,10 @@ def test_probabilities_are_listed_positive_first_then_in_the_versions_order():
 def test_the_rule_below_the_threshold_is_said_only_where_there_is_a_choice():
     assert negative_rule_text(TWO) == ""
     assert negative_rule_text(THREE) == "below it, the more probable of Other pneumonia (not COVID-19) and Normal"
+
+
+def test_readings_of_several_versions_name_their_positive_class_once_or_each_in_turn():
+    assert positive_names(["COVID", "COVID"]) == "COVID-19"
+    assert positive_names([]) == "COVID-19"
+    assert positive_names(["TUBERCULOSIS"]) == "Tuberculosis"
+    assert positive_names(["TUBERCULOSIS", "COVID", "COVID"]) == "COVID-19 / Tuberculosis"

@@ -1,4 +1,5 @@
-"""The printable model card of a version: old versions (nothing recorded) and new ones, and who may read it."""
+"""The printable model card of a version and its split membership as CSV: old versions (nothing recorded) and
+new ones, and who may read them."""
 
 import pytest
 from django.urls import reverse
@@ -194,3 +195,58 @@ def test_patients_and_joined_duplicates_are_shown_where_the_summary_records_them
     assert "near-duplicate image pairs found</th><td>3</td>" in html
     assert "images without a patient id (each counted as its own patient)</th><td>0</td>" in html
     assert "had no patient id" not in html
+
+
+def membership_url(version) -> str:
+    return reverse("admin:mlcore_modelversion_membership", args=[version.pk])
+
+
+def test_the_split_membership_downloads_as_csv_linked_from_the_version_page(staff_client, new_version):
+    page = staff_client.get(reverse("admin:mlcore_modelversion_change", args=[new_version.pk])).content.decode()
+
+    response = staff_client.get(membership_url(new_version))
+
+    assert f'href="{membership_url(new_version)}"' in page
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="new-v2-split-membership.csv"'
+    assert b"".join(response.streaming_content).decode().splitlines() == [
+        "split,path,sha256",
+        f"train,COVID/a.png,{'aa' * 32}",
+        f"validation,NORMAL/b.png,{'bb' * 32}",
+        f"test,COVID/c.png,{'cc' * 32}",
+    ]
+
+
+def test_a_path_that_would_run_as_a_formula_downloads_as_text(staff_client, new_version):
+    splits = {"train": [['=HYPERLINK("http://x.example","a")', "aa"], ["-1+1.png", "bb"], ["@a.png", "cc"]]}
+    new_version.provenance = PROVENANCE | {"data": PROVENANCE["data"] | {"splits": splits}}
+    new_version.save()
+
+    body = b"".join(staff_client.get(membership_url(new_version)).streaming_content).decode()
+
+    assert body.splitlines()[1:] == [
+        'train,"\'=HYPERLINK(""http://x.example"",""a"")",aa',
+        "train,'-1+1.png,bb",
+        "train,'@a.png,cc",
+    ]
+
+
+def test_the_split_membership_needs_permission_to_view_versions(client, make_staff, new_version):
+    client.force_login(make_staff("mlcore.view_evaluation"))
+    assert client.get(membership_url(new_version)).status_code == 403
+
+    client.force_login(make_staff("mlcore.view_modelversion", email="viewer@hospital.example"))
+    assert client.get(membership_url(new_version)).status_code == 200
+
+
+def test_a_version_without_stored_membership_has_no_download(staff_client, old_version):
+    page = staff_client.get(reverse("admin:mlcore_modelversion_change", args=[old_version.pk])).content.decode()
+
+    assert staff_client.get(membership_url(old_version)).status_code == 404
+    assert "split membership (CSV)" not in page
+
+
+def test_the_membership_download_only_reads(staff_client, new_version):
+    assert staff_client.post(membership_url(new_version)).status_code == 405

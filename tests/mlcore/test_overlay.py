@@ -6,7 +6,17 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from mlcore.core.predictor import HEAT_LAYER_MAX_SIDE, composed_overlay, gray_png, heat_layer_png, shown_as_is
+from mlcore.core.imaging import decode_image, high_bit_depth
+from mlcore.core.predictor import (
+    HEAT_LAYER_MAX_SIDE,
+    composed_overlay,
+    display_gray,
+    gray_png,
+    heat_layer_png,
+    preview_png,
+    shown_as_is,
+)
+from mlcore.core.preprocessing import PreprocessingSpec
 
 
 def radiograph_and_heatmap():
@@ -112,3 +122,47 @@ def test_files_whose_pixels_or_rendering_differ_from_the_preview_are_re_encoded(
     assert Image.open(io.BytesIO(gamma)).info["gamma"]
     assert not shown_as_is(gamma)
     assert not shown_as_is(jpeg.getvalue())
+
+
+PERCENTILE = PreprocessingSpec.current(image_size=75, scaling="unit")
+DECODED = PreprocessingSpec(image_size=75, scaling="unit")
+
+
+def twelve_bit_png() -> bytes:
+    """A 16-bit PNG whose values sit in 0..4095, as 12-bit detectors write them."""
+    ramp = np.tile(np.linspace(0, 4095, 120), (90, 1)).astype(np.uint16)
+    return png(ramp)
+
+
+def preview_pixels(data: bytes, spec: PreprocessingSpec) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(preview_png(data, decode_image(data), spec=spec))))
+
+
+def test_a_16_bit_png_is_previewed_with_the_windowing_of_its_network_input():
+    data = twelve_bit_png()
+    assert Image.open(io.BytesIO(data)).mode == "I;16"
+
+    windowed = preview_pixels(data, PERCENTILE)
+
+    assert (windowed.min(), windowed.max()) == (0, 255)
+    assert preview_pixels(data, DECODED).max() <= 16  # a version trained on decoded values saw it this dark
+
+
+def test_an_8_bit_image_is_previewed_as_decoded_whatever_the_windowing():
+    rng = np.random.default_rng(4)
+    narrow = (100 + rng.random((90, 120)) * 50).astype(np.uint8)
+    for data in (png(np.stack([narrow] * 3, axis=2)), png(np.tile(narrow, (12, 1)))):  # RGB; taller than shown
+        assert not shown_as_is(data)
+        expected = np.asarray(Image.open(io.BytesIO(gray_png(display_gray(decode_image(data))))))
+        np.testing.assert_array_equal(preview_pixels(data, PERCENTILE), expected)
+    as_is = png(narrow)
+    assert preview_png(as_is, decode_image(as_is), spec=PERCENTILE) == as_is
+
+
+def test_only_a_16_bit_png_counts_as_high_bit_depth():
+    gray = (np.random.default_rng(1).random((60, 80)) * 255).astype(np.uint8)
+
+    assert high_bit_depth(twelve_bit_png())
+    assert not high_bit_depth(png(gray))
+    assert not high_bit_depth(png(np.stack([gray] * 3, axis=2)))
+    assert not high_bit_depth(b"\x89PNG\r\n\x1a\n")

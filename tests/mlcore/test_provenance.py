@@ -12,8 +12,10 @@ from mlcore.core.provenance import (
     git_state,
     library_versions,
     membership_digest,
+    membership_rows,
     run_provenance,
     split_membership,
+    stored_membership,
 )
 
 
@@ -109,6 +111,24 @@ def test_with_several_folders_a_path_is_named_with_its_folder(files, tmp_path):
     members = split_membership([paths[0], extra], {"train": [0, 1]}, [root, other])
 
     assert [path for path, _ in members["train"]] == ["data/COVID/image_0.png", "other/NORMAL/x.png"]
+
+
+def test_membership_rows_list_train_validation_and_test_first_whatever_order_they_were_stored_in():
+    members = {"test": [["c.png", "cc"]], "holdout": [["d.png", "dd"]], "train": [["a.png", "aa"], ["b.png", "bb"]]}
+
+    assert list(membership_rows(members)) == [
+        ("train", "a.png", "aa"),
+        ("train", "b.png", "bb"),
+        ("test", "c.png", "cc"),
+        ("holdout", "d.png", "dd"),
+    ]
+
+
+def test_a_record_from_before_membership_was_stored_has_none():
+    assert stored_membership({}) == {}
+    assert stored_membership(None) == {}
+    assert stored_membership({"data": {"files": 3}}) == {}
+    assert stored_membership({"data": {"splits": {"train": [["a.png", "aa"]]}}}) == {"train": [["a.png", "aa"]]}
 
 
 def test_the_digest_changes_with_a_files_bytes_or_its_split_and_nothing_else(files):

@@ -31,6 +31,7 @@ from tests.diagnosis.workers import Worker, purge_broker, wait_until
 from tests.mlcore.synthetic import write_dataset
 
 STALE = datetime.timedelta(seconds=settings.TRAINING_STALE_SECONDS)
+QUEUE_TIMEOUT = datetime.timedelta(seconds=settings.TRAINING_QUEUE_TIMEOUT_SECONDS)
 
 
 def tiny_options(**training) -> RunOptions:
@@ -176,7 +177,7 @@ def test_a_row_from_before_heartbeats_counts_from_its_creation():
 
 @pytest.mark.django_db
 def test_only_versions_still_training_are_marked_or_beaten():
-    long_ago = timezone.now() - STALE * 5
+    long_ago = timezone.now() - min(STALE * 5, QUEUE_TIMEOUT - datetime.timedelta(minutes=1))
     queued = ModelVersion.objects.create(name="queued", status=ModelVersion.Status.QUEUED)
     done = ModelVersion.objects.create(name="done", status=ModelVersion.Status.SUCCEEDED, heartbeat_at=long_ago)
     ModelVersion.objects.update(created_at=long_ago)
@@ -187,6 +188,63 @@ def test_only_versions_still_training_are_marked_or_beaten():
     assert set(ModelVersion.objects.values_list("status", flat=True)) == {"queued", "succeeded"}
     assert ModelVersion.objects.get(pk=done.pk).heartbeat_at == long_ago
     assert queued.heartbeat_at is None
+
+
+def aged_version(name: str, status: str, *, age: datetime.timedelta, heartbeat_age=None) -> ModelVersion:
+    now = timezone.now()
+    heartbeat = None if heartbeat_age is None else now - heartbeat_age
+    version = ModelVersion.objects.create(name=name, status=status, heartbeat_at=heartbeat)
+    ModelVersion.objects.filter(pk=version.pk).update(created_at=now - age)
+    version.refresh_from_db()
+    return version
+
+
+@pytest.mark.django_db
+def test_a_version_queued_longer_than_the_timeout_is_marked_failed_with_the_reason():
+    lost = aged_version("lost", ModelVersion.Status.QUEUED, age=QUEUE_TIMEOUT + datetime.timedelta(minutes=1))
+
+    assert fail_stale_training_versions() == 1
+
+    lost.refresh_from_db()
+    assert lost.status == ModelVersion.Status.FAILED
+    assert lost.finished_at is not None
+    assert f"No training worker took this version in the {QUEUE_TIMEOUT.total_seconds() / 60:.0f} minutes" in (
+        lost.error
+    )
+    assert "task was probably lost" in lost.error
+
+
+@pytest.mark.django_db
+def test_a_version_queued_within_the_timeout_stays_queued():
+    waiting = aged_version("waiting", ModelVersion.Status.QUEUED, age=QUEUE_TIMEOUT - datetime.timedelta(minutes=1))
+
+    assert model_versions_fail_stale() == []
+
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.error) == (ModelVersion.Status.QUEUED, "")
+
+
+@pytest.mark.django_db
+def test_a_version_training_with_a_live_heartbeat_is_not_expired_by_the_queue_timeout():
+    running = aged_version(
+        "running", ModelVersion.Status.TRAINING, age=QUEUE_TIMEOUT * 3, heartbeat_age=datetime.timedelta(minutes=1)
+    )
+
+    assert model_versions_fail_stale() == []
+
+    running.refresh_from_db()
+    assert running.status == ModelVersion.Status.TRAINING
+
+
+@pytest.mark.django_db
+def test_a_worker_that_takes_a_version_the_sweep_failed_leaves_it_failed(tmp_path):
+    lost = aged_version("lost", ModelVersion.Status.QUEUED, age=QUEUE_TIMEOUT * 2)
+    model_versions_fail_stale()
+
+    train_model_version(version_id=lost.pk, data_dir=str(tmp_path), options=tiny_options().to_dict())
+
+    lost.refresh_from_db()
+    assert lost.status == ModelVersion.Status.FAILED
 
 
 def test_the_sweep_runs_periodically():
