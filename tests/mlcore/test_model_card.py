@@ -168,12 +168,13 @@ def test_a_doctor_who_is_not_staff_is_sent_to_sign_in(doctor_client, new_version
     assert response["Location"].startswith(reverse("admin:login"))
 
 
-def test_staff_without_permission_to_view_versions_are_refused(client, make_staff, new_version):
+@pytest.mark.parametrize("page_url", [lambda v: card_url(v), lambda v: membership_url(v)], ids=["card", "membership"])
+def test_staff_without_permission_to_view_versions_are_refused(client, make_staff, new_version, page_url):
     client.force_login(make_staff("mlcore.view_evaluation"))
-    assert client.get(card_url(new_version)).status_code == 403
+    assert client.get(page_url(new_version)).status_code == 403
 
     client.force_login(make_staff("mlcore.view_modelversion", email="viewer@hospital.example"))
-    assert client.get(card_url(new_version)).status_code == 200
+    assert client.get(page_url(new_version)).status_code == 200
 
 
 def test_the_card_only_reads(staff_client, new_version):
@@ -231,14 +232,6 @@ def test_a_path_that_would_run_as_a_formula_downloads_as_text(staff_client, new_
         "train,'-1+1.png,bb",
         "train,'@a.png,cc",
     ]
-
-
-def test_the_split_membership_needs_permission_to_view_versions(client, make_staff, new_version):
-    client.force_login(make_staff("mlcore.view_evaluation"))
-    assert client.get(membership_url(new_version)).status_code == 403
-
-    client.force_login(make_staff("mlcore.view_modelversion", email="viewer@hospital.example"))
-    assert client.get(membership_url(new_version)).status_code == 200
 
 
 def test_a_version_without_stored_membership_has_no_download(staff_client, old_version):

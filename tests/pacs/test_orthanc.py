@@ -77,6 +77,12 @@ def test_an_xray_sent_by_orthanc_is_read_and_its_sr_and_heatmap_come_back_into_i
         timeout=240,
         explain=lambda: f"scan {Scan.objects.get(pk=scan.pk).status}; worker:\n{worker.log()[-3000:]}",
     )
+    # The worker records the send after Orthanc has acknowledged both objects, so the row can lag the study.
+    wait_until(
+        lambda: ResultSend.objects.filter(scan=scan, state=ResultSend.State.SENT).exists(),
+        timeout=30,
+        explain=lambda: f"send {ResultSend.objects.filter(scan=scan).values('state', 'attempts', 'last_error')}",
+    )
     scan.refresh_from_db()
     assert scan.status == Scan.Status.DONE
     assert scan.patient.shared_with.filter(email="radiologist@hospital.example").exists()
