@@ -305,6 +305,7 @@ class _Detector:
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray) -> _Detector:
+        from scipy import linalg
         from sklearn.covariance import LedoitWolf
 
         features = np.asarray(features, dtype=np.float64)
@@ -313,7 +314,10 @@ class _Detector:
         classes = sorted(set(np.asarray(labels).tolist()))
         means = np.stack([features[labels == c].mean(axis=0) for c in classes])
         centred = np.concatenate([features[labels == c] - means[i] for i, c in enumerate(classes)])
-        precision = LedoitWolf(assume_centered=True).fit(centred).precision_
+        covariance = LedoitWolf(assume_centered=True, store_precision=False).fit(centred).covariance_
+        # Shrunk, so positive definite: a Cholesky inverse, a third of the time of the pseudo-inverse
+        # (an eigendecomposition) that LedoitWolf would compute, and the same matrix to rounding.
+        precision = linalg.cho_solve(linalg.cho_factor(covariance, lower=True), np.eye(len(covariance)))
         return cls(
             means=means.astype(np.float32),
             precision=precision.astype(np.float32),

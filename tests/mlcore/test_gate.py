@@ -12,6 +12,7 @@ from mlcore.core.gate import (
     VIEW,
     FeatureGate,
     GateVerdict,
+    _Detector,
     colour_refusal,
     colour_share,
     header_refusal,
@@ -344,3 +345,20 @@ def test_a_stored_view_check_reads_back_identical_and_an_older_gate_file_still_l
     arrays = dict(np.load(tmp_path / "gate.npz"))
     np.savez(tmp_path / "old.npz", **{key: value for key, value in arrays.items() if not key.startswith("view__")})
     assert FeatureGate.load(tmp_path / "old.npz").view is None
+
+
+def test_the_distance_uses_the_inverse_of_the_shrunk_covariance():
+    """The Cholesky inverse stands in for LedoitWolf's pseudo-inverse: the same matrix, to rounding."""
+    from scipy import linalg
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(60, 200)) + rng.normal(size=200)
+    labels = np.array(["COVID", "NORMAL"] * 30)
+
+    detector = _Detector.fit(features, labels)
+
+    standard = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-6)
+    centred = np.concatenate([standard[labels == c] - standard[labels == c].mean(axis=0) for c in ("COVID", "NORMAL")])
+    expected = linalg.pinvh(LedoitWolf(assume_centered=True).fit(centred).covariance_)
+    np.testing.assert_allclose(detector.precision, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
