@@ -427,8 +427,11 @@ def _fit(
     model.compile(
         optimizer=_optimizer(config, learning_rate, steps_per_epoch, epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy", positive_class_auc(positive_index)],
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"), positive_class_auc(positive_index)],
     )
+    # Every variable exists before the first step: a step that creates some (Adam's moments, or the metric
+    # Keras resolves from the string "accuracy") is traced twice, ~10 s of InceptionV3 graph building.
+    model.optimizer.build(model.trainable_variables)
     train = (
         tf.data.Dataset.from_tensor_slices((x, y, weights))
         .shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
