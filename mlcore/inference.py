@@ -38,13 +38,19 @@ def predictor_for(version: ModelVersion) -> Predictor:
                     threshold=version.threshold,
                     preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
                     reliability=model_version_reliability(version=version),
+                    reuse=_loaded["predictor"],
                 )
             fast = verified_tflite(version)
             if fast is not None:
                 predictor.use_fast_path(fast)
             _loaded.update(key=key, predictor=predictor)
             load_count += 1
-            logger.info("Loaded model version %s (load %d in this process)", version.name, load_count)
+            logger.info(
+                "Loaded model version %s (load %d in this process%s)",
+                version.name,
+                load_count,
+                ", network already held" if predictor.network_reused else "",
+            )
         return _loaded["predictor"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import time
 from dataclasses import dataclass, field
@@ -61,7 +62,11 @@ class Predictor:
         preprocessing: PreprocessingSpec,
         reliability: Reliability | None = None,
         max_batch: int = 32,
+        reuse: Predictor | None = None,
     ):
+        """``reuse``: a predictor this process holds; when its network file is byte for byte this one (a
+        version whose gate was refitted, or one activated again), its loaded and traced network is taken
+        instead of loading the same network a second time."""
         import keras
         import tensorflow as tf
 
@@ -73,13 +78,25 @@ class Predictor:
         self.spec = preprocessing
         self.reliability = reliability or Reliability()
         self.max_batch = max_batch
+        with open(model_path, "rb") as handle:
+            self.network_digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        self.fast_path = None  # a verified TFLitePredictor, when the deployment enables it
+        if reuse is not None and reuse._network_key == self._network_key:
+            self.model, self._forward, self._readout = reuse.model, reuse._forward, reuse._readout
+            self.network_reused = True
+            return
+        self.network_reused = False
         self.model = keras.saving.load_model(str(model_path), compile=False)
         size = preprocessing.image_size
         signature = tf.TensorSpec((None, size, size, 3), tf.float32)
         self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[signature])
         self._readout = readout_function(self.model, positive_index=self.positive_index, image_size=size)
-        self.fast_path = None  # a verified TFLitePredictor, when the deployment enables it
         self.warm_up()
+
+    @property
+    def _network_key(self) -> tuple:
+        """What the loaded and traced network depends on: its file, the positive column, the input size."""
+        return (self.network_digest, self.positive_index, self.spec.image_size)
 
     @property
     def engine(self) -> str:
@@ -91,10 +108,15 @@ class Predictor:
         self.warm_up()
 
     def warm_up(self) -> float:
-        """Trace the graphs once so the first real scan does not pay for it; returns seconds."""
+        """Trace the reading pass once so the first real scan does not pay for it; returns seconds.
+
+        Only what scans use: the probabilities-only path (benchmarks, which warm up themselves) is traced
+        on its first call, not here, where it cost every model load ~2 s.
+        """
         started = time.perf_counter()
         blank = np.zeros((1, self.spec.image_size, self.spec.image_size, 3), np.float32)
-        self.probabilities(blank)
+        if self.fast_path is not None:
+            self.fast_path.probabilities(blank)
         self.read(blank)
         return time.perf_counter() - started
 

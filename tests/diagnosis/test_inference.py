@@ -193,6 +193,7 @@ def test_the_predictor_loads_once_and_reloads_when_the_active_version_changes(ma
     scans_diagnose(first_scan_id=latest.pk)
 
     assert mlcore_inference.load_count == loaded_once + 1
+    assert mlcore_inference.predictor_for(second).network_reused  # the same network file as the first's
     latest.refresh_from_db()
     assert latest.model_version == second
     assert Scan.objects.filter(model_version=first).count() == 3

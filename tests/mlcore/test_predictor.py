@@ -100,3 +100,56 @@ def test_a_squashed_versions_heatmap_covers_the_whole_input_whatever_the_picture
     unsure = unsure_and_sure[0]
 
     assert unsure.heatmap(cam_of(unsure, IMAGE), shape=(300, 100)).shape == (SIZE, SIZE)
+
+
+def test_a_predictor_of_the_same_network_file_reuses_the_loaded_network(tmp_path, tiny_model_bytes):
+    (tmp_path / "a.keras").write_bytes(tiny_model_bytes)
+    (tmp_path / "copy.keras").write_bytes(tiny_model_bytes)
+    spec = PreprocessingSpec.from_stored({"image_size": 75, "scaling": "unit"})
+
+    def load(name, *, reuse=None, classes=("COVID", "NORMAL"), positive="COVID", threshold=0.5):
+        return Predictor(
+            tmp_path / name,
+            class_names=list(classes),
+            positive_class=positive,
+            threshold=threshold,
+            preprocessing=spec,
+            reuse=reuse,
+        )
+
+    first = load("a.keras")
+    again = load("copy.keras", reuse=first, threshold=0.9)
+    other_column = load("copy.keras", reuse=first, positive="NORMAL")
+
+    assert not first.network_reused
+    assert again.network_reused
+    assert again.model is first.model
+    assert again.threshold == 0.9
+    assert not other_column.network_reused  # the traced pass depends on the positive column
+    image = np.random.default_rng(1).random((1, 75, 75, 3), dtype=np.float32)
+    assert again.read(image)[0].reading.probabilities == pytest.approx(first.read(image)[0].reading.probabilities)
+
+
+def test_a_different_network_file_is_loaded(tmp_path, tiny_model_bytes, tiny_three_class_model_bytes):
+    (tmp_path / "two.keras").write_bytes(tiny_model_bytes)
+    (tmp_path / "three.keras").write_bytes(tiny_three_class_model_bytes)
+    spec = PreprocessingSpec.from_stored({"image_size": 75, "scaling": "unit"})
+    two = Predictor(
+        tmp_path / "two.keras",
+        class_names=["COVID", "NORMAL"],
+        positive_class="COVID",
+        threshold=0.5,
+        preprocessing=spec,
+    )
+
+    three = Predictor(
+        tmp_path / "three.keras",
+        class_names=["COVID", "OTHER_PNEUMONIA", "NORMAL"],
+        positive_class="COVID",
+        threshold=0.5,
+        preprocessing=spec,
+        reuse=two,
+    )
+
+    assert not three.network_reused
+    assert three.model is not two.model
