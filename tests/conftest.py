@@ -120,6 +120,7 @@ def tiny_model_bytes(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture(scope="session")
+@once_per_run("tiny-three-class-model.keras")
 def tiny_three_class_model_bytes(tmp_path_factory) -> bytes:
     """The tiny network with three outputs: COVID, OTHER_PNEUMONIA and NORMAL."""
     import keras
@@ -169,6 +170,7 @@ def tiny_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
 
 
 @pytest.fixture(scope="session")
+@once_per_run("tiny-view-gate.npz")
 def tiny_view_gate_bytes(tiny_model_bytes, tmp_path_factory) -> bytes:
     """The same gate with a view check, fitted on generated lateral views and CT slices to refuse."""
     return _tiny_gate(tiny_model_bytes, tmp_path_factory, view_check=True)
