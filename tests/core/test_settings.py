@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+
+pytestmark = pytest.mark.embedded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,3 +105,12 @@ def test_the_training_queue_timeout_is_360_minutes_unless_the_environment_says_o
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == str(15 * 60)
     assert settings.TRAINING_QUEUE_TIMEOUT_SECONDS == 360 * 60
+
+
+@pytest.mark.xdist_group("grouping-check")
+def test_xdist_groups_reach_the_scheduler(request):
+    """`--dist loadgroup` sends a group to one process through a suffix on the node id. With pytest 9.2 the
+    suffix is silently lost (pytest-dev/pytest-xdist#1386): every group's fixtures were built in each process."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not run by pytest-xdist with --dist loadgroup")
+    assert request.node.nodeid.endswith("@grouping-check")
