@@ -15,20 +15,8 @@ pytestmark = pytest.mark.django_db
 THREE = ["COVID", "NORMAL", "OTHER_PNEUMONIA"]
 
 
-@pytest.fixture(scope="module")
-def three_class_model_bytes(tmp_path_factory) -> bytes:
-    import keras
-
-    from mlcore.core.model import ModelConfig, build_network
-
-    keras.utils.set_random_seed(20261205)
-    path = tmp_path_factory.mktemp("model3") / "model.keras"
-    build_network(ModelConfig(num_classes=3, image_size=TINY["image_size"])).model.save(path)
-    return path.read_bytes()
-
-
 @pytest.fixture
-def three_class_version(db, three_class_model_bytes) -> ModelVersion:
+def three_class_version(db, tiny_three_class_model_bytes) -> ModelVersion:
     version = ModelVersion.objects.create(
         name="three-v1",
         status=ModelVersion.Status.SUCCEEDED,
@@ -37,7 +25,7 @@ def three_class_version(db, three_class_model_bytes) -> ModelVersion:
         threshold=0.0,  # every image is called COVID: a known answer from an untrained network
         preprocessing=TINY,
     )
-    version.model_file.save("model.keras", ContentFile(three_class_model_bytes))
+    version.model_file.save("model.keras", ContentFile(tiny_three_class_model_bytes))
     return version
 
 

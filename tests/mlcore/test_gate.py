@@ -26,6 +26,9 @@ from mlcore.core.imaging import DicomHeader
 from mlcore.core.preprocessing import PreprocessingSpec, preprocess
 from tests.mlcore.synthetic import ct_slice, lateral_like, synthetic_image
 
+# One xdist process for the whole module, so its module-scoped fixtures (seconds each) are built once.
+pytestmark = pytest.mark.xdist_group("gate-fits")
+
 SPEC = PreprocessingSpec(image_size=96)
 
 

@@ -8,6 +8,9 @@ from mlcore.core.model import CLASSIFIER_LAYER, ModelConfig, build_network
 from mlcore.core.predictor import Predictor
 from mlcore.core.preprocessing import PreprocessingSpec
 
+# One xdist process for the whole module, so its module-scoped fixtures (seconds each) are built once.
+pytestmark = pytest.mark.xdist_group("predictor-networks")
+
 SIZE = 107  # InceptionV3's last block is 2x2 here (1x1 at 75 px, where Grad-CAM has no layout to show)
 IMAGE = np.random.default_rng(0).random((SIZE, SIZE, 3), dtype=np.float32)
 

@@ -43,15 +43,17 @@ class StoredRun:
     files: Path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not "module": pytest rebuilds those when another module's test runs between
 def stored_run(django_db_setup, django_db_blocker, tmp_path_factory) -> StoredRun:
-    """One ``train_model --activate --name tiny`` run (a minute, most of it graph tracing) that several tests
-    read: its mlcore rows and stored files are put aside, and the database emptied as a transactional test
-    leaves it."""
+    """One ``train_model --activate --name tiny --allow-unknown-patients`` run (a minute, most of it graph
+    tracing) that several tests read: its mlcore rows and stored files are put aside, and the database emptied
+    as a transactional test leaves it."""
     folder = tmp_path_factory.mktemp("stored-run")
     data = write_dataset(folder / "data", per_class=24, patients_per_class=12)
+    # A real folder has a broken file or two, without a manifest row: the run skips and lists it.
+    (data / "COVID" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     with django_db_blocker.unblock():
-        output = train(data, activate=True, name="tiny")
+        output = train(data, activate=True, name="tiny", allow_unknown_patients=True)
         rows = serializers.serialize(
             "json",
             [row for model in apps.get_app_config("mlcore").get_models() for row in model.objects.order_by("pk")],
@@ -292,12 +294,9 @@ def test_a_weights_file_that_does_not_fit_fails_the_version_and_keeps_the_active
     assert model_version_active().name == "good"
 
 
-def test_a_corrupt_image_is_skipped_and_listed(dataset):
-    (dataset / "COVID" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-
-    train(dataset, name="with-broken", epochs=1, allow_unknown_patients=True)  # broken.png has no manifest row
-
-    skipped = ModelVersion.objects.get(name="with-broken").dataset_summary["skipped"]
+@pytest.mark.xdist_group("stored-run")
+def test_a_corrupt_image_is_skipped_and_listed(trained):
+    skipped = ModelVersion.objects.get(name="tiny").dataset_summary["skipped"]
     assert [entry["path"] for entry in skipped] == ["COVID/broken.png"]
     assert skipped[0]["reason"]
 
