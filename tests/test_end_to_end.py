@@ -17,7 +17,7 @@ from tests.conftest import DOCTOR_PASSWORD
 from tests.diagnosis.conftest import xray_png
 from tests.diagnosis.workers import Worker, purge_broker
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.embedded, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "Radium-and-Polonium-1898"
 

@@ -2,7 +2,11 @@
 
 import uuid
 
+import pytest
+
 from covidxray.celery import app
+
+pytestmark = pytest.mark.embedded
 
 
 def test_broker_round_trip():

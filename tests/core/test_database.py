@@ -7,7 +7,7 @@ from django.db import connection
 
 from accounts.models import User
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 
 def test_connection_vendor_follows_database_url():

@@ -21,7 +21,7 @@ from tests.conftest import DOCTOR_PASSWORD
 from tests.diagnosis.conftest import xray_png
 from tests.diagnosis.workers import Worker, purge_broker, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 DOCTORS = 6
 ROUNDS = 4

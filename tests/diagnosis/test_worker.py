@@ -11,7 +11,7 @@ from diagnosis.models import Scan
 from tests.diagnosis.conftest import xray_png
 from tests.diagnosis.workers import Worker, purge_broker, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 DONE_LINE = re.compile(r"Scan (\d+) done:")
 
