@@ -38,6 +38,7 @@ def jpeg_bytes():
         ("chest.dcm", dicom_bytes(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)), "DICOM"),
         ("no-extension", xray_png(), "PNG"),
     ],
+    ids=["png", "jpeg", "dicom", "png-without-extension"],  # the DICOM's UIDs differ in each xdist process
 )
 def test_png_jpeg_and_dicom_are_accepted_by_content(doctor_client, patient, name, data, file_type):
     response = post(doctor_client, patient, upload(name, data))
@@ -59,6 +60,7 @@ def test_png_jpeg_and_dicom_are_accepted_by_content(doctor_client, patient, name
         ("empty.png", b"", "empty"),
         ("nopixels.dcm", dicom_bytes(None), "no pixel data"),
     ],
+    ids=["pdf", "truncated-png", "empty", "dicom-without-pixels"],
 )
 def test_bad_files_are_refused_with_a_clear_message_and_nothing_is_stored(doctor_client, patient, name, data, message):
     response = post(doctor_client, patient, upload(name, data))
