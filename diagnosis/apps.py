@@ -7,7 +7,7 @@ class DiagnosisConfig(AppConfig):
 
     def ready(self):
         from auditlog.registry import auditlog
-        from celery.signals import worker_process_init, worker_ready
+        from celery.signals import worker_ready
         from django.core.checks import register
 
         from diagnosis import receivers
@@ -23,6 +23,3 @@ class DiagnosisConfig(AppConfig):
 
         model_version_activated.connect(receivers.queue_waiting_scans, dispatch_uid="queue-waiting-scans")
         worker_ready.connect(receivers.recover_scans_on_worker_start, dispatch_uid="recover-scans", weak=False)
-        worker_process_init.connect(
-            receivers.preload_model_in_inference_process, dispatch_uid="preload-model", weak=False
-        )

@@ -6,7 +6,6 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import connections
 
 from mlcore.core.predictor import Predictor
 from mlcore.core.preprocessing import PreprocessingSpec
@@ -71,17 +70,3 @@ def active_predictor() -> tuple[ModelVersion, Predictor] | tuple[None, None]:
     if version is None:
         return None, None
     return version, predictor_for(version)
-
-
-def preload_active_predictor() -> None:
-    """Load (and trace) the active version before any scan asks for it, so that the first scans after a
-    worker starts do not wait for the model. Run in a background thread of each inference pool process;
-    a scan that arrives meanwhile waits on the same lock instead of loading a second copy."""
-    try:
-        version, _ = active_predictor()
-        if version is None:
-            logger.info("No active model version to preload.")
-    except Exception:
-        logger.exception("Could not preload the active model version; the first scan will load it.")
-    finally:
-        connections.close_all()

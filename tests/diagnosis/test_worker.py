@@ -61,19 +61,6 @@ def test_an_uploaded_scan_is_diagnosed_by_a_worker_with_a_heatmap(workers, make_
     assert DONE_LINE.findall(worker.log()) == [str(scan.pk)]
 
 
-def test_a_worker_loads_the_active_model_as_it_starts_before_any_scan_arrives(workers, make_version):
-    make_version()
-
-    worker = workers("preload")
-
-    wait_until(
-        lambda: "Loaded model version tiny-v1 (load 1 in this process)" in worker.log(),
-        timeout=180,
-        explain=lambda: worker.log()[-3000:],
-    )
-    assert not Scan.objects.exists()
-
-
 def test_a_worker_killed_mid_batch_leaves_every_scan_completed_exactly_once(
     workers, make_version, patient, doctor, client
 ):
