@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-pytestmark = pytest.mark.embedded
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

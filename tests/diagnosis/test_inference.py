@@ -25,7 +25,7 @@ from mlcore.services import model_version_activate
 from tests.conftest import THREE_CLASSES, TINY
 from tests.diagnosis.conftest import xray_png, xray_upload
 
-pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 
 def upload(patient, doctor, seed=0, size=96) -> Scan:

@@ -6,8 +6,6 @@ from django.db import OperationalError
 
 from diagnosis import tasks
 
-pytestmark = pytest.mark.embedded
-
 
 def test_diagnose_retries_with_back_off_when_the_database_goes_away(monkeypatch):
     def database_gone(**kwargs):
