@@ -168,7 +168,11 @@ def test_a_doctor_who_is_not_staff_is_sent_to_sign_in(doctor_client, new_version
     assert response["Location"].startswith(reverse("admin:login"))
 
 
-@pytest.mark.parametrize("page_url", [lambda v: card_url(v), lambda v: membership_url(v)], ids=["card", "membership"])
+def membership_url(version) -> str:
+    return reverse("admin:mlcore_modelversion_membership", args=[version.pk])
+
+
+@pytest.mark.parametrize("page_url", [card_url, membership_url], ids=["card", "membership"])
 def test_staff_without_permission_to_view_versions_are_refused(client, make_staff, new_version, page_url):
     client.force_login(make_staff("mlcore.view_evaluation"))
     assert client.get(page_url(new_version)).status_code == 403
@@ -196,10 +200,6 @@ def test_patients_and_joined_duplicates_are_shown_where_the_summary_records_them
     assert "near-duplicate image pairs found</th><td>3</td>" in html
     assert "images without a patient id (each counted as its own patient)</th><td>0</td>" in html
     assert "had no patient id" not in html
-
-
-def membership_url(version) -> str:
-    return reverse("admin:mlcore_modelversion_membership", args=[version.pk])
 
 
 def test_the_split_membership_downloads_as_csv_linked_from_the_version_page(staff_client, new_version):
