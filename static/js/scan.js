@@ -218,7 +218,12 @@
       preview.hidden = false;
       preview.addEventListener("load", paintView, { once: true });
     }
-    if (data.heatmap_url && heatmap.hidden) { heatmap.src = data.heatmap_url; heatmap.hidden = false; }
+    if (data.heatmap_url && heatmap.hidden) {
+      heatmap.src = data.heatmap_url;
+      heatmap.hidden = false;
+      byId("heatmap-controls").hidden = false;
+      byId("heatmap-caption").hidden = false;
+    }
     const report = byId("scan-report-link");
     if (data.report_url) { report.href = data.report_url; report.hidden = false; }
   }

@@ -39,6 +39,7 @@ def test_the_scan_page_shows_the_result_without_a_reload(
     browser.get(f"{live_server.url}/scans/{scan.pk}/")
     wait_for_text(browser, "#scan-status", "Pending")
     assert not browser.find_element(By.ID, "review-card").is_displayed()
+    assert not browser.find_element(By.ID, "heatmap-controls").is_displayed()  # nothing to overlay yet
     browser.execute_script("window.notReloaded = true")
 
     scans_diagnose(first_scan_id=scan.pk)
@@ -55,6 +56,7 @@ def test_the_scan_page_shows_the_result_without_a_reload(
     )
     heatmap = browser.find_element(By.ID, "scan-heatmap")
     assert heatmap.get_attribute("src").endswith(f"/scans/{scan.pk}/heatmap.png")
+    assert browser.find_element(By.ID, "heatmap-controls").is_displayed()
     assert browser.execute_script("return window.notReloaded") is True
     save_screenshot(browser, "scan-result")
 
@@ -105,6 +107,8 @@ def test_a_refused_image_shows_its_reason_and_no_reading_without_a_reload(
     assert browser.find_element(By.ID, "scan-not-assessable").is_displayed()
     assert not browser.find_element(By.ID, "scan-result").is_displayed()
     assert not browser.find_element(By.ID, "review-card").is_displayed()
+    assert not browser.find_element(By.ID, "heatmap-controls").is_displayed()  # it will never have a heatmap
+    assert not browser.find_element(By.ID, "heatmap-caption").is_displayed()
     save_screenshot(browser, "scan-not-assessable")
 
 
