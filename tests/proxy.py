@@ -39,7 +39,10 @@ class TcpProxy:
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                connection.close()
+                # close() alone leaves a socket that a pipe thread is blocked reading open until that read
+                # returns, so its peer would see nothing; shutdown wakes the read and the peer sees the end.
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
