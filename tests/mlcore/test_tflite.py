@@ -4,11 +4,13 @@ import io
 
 import numpy as np
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
 from mlcore import inference
 from mlcore.core.tflite import TFLitePredictor, agreement, export_tflite
 from mlcore.models import TFLiteExport
+from tests.conftest import once_per_run
 from tests.mlcore.synthetic import write_dataset
 
 pytestmark = [pytest.mark.training, pytest.mark.django_db]
@@ -19,27 +21,34 @@ def dataset(tmp_path):
     return write_dataset(tmp_path / "data", per_class=6, patients_per_class=6)
 
 
-def test_float32_export_reproduces_the_keras_probabilities(tiny_model_bytes, tmp_path):
+def load_tiny_model(tiny_model_bytes, folder):
     import keras
 
-    path = tmp_path / "model.keras"
+    path = folder / "model.keras"
     path.write_bytes(tiny_model_bytes)
-    model = keras.saving.load_model(path, compile=False)
+    return keras.saving.load_model(path, compile=False)
+
+
+@pytest.fixture(scope="session")
+@once_per_run("tiny-model-float32.tflite")
+def tiny_float32_tflite(tiny_model_bytes, tmp_path_factory) -> bytes:
+    """The tiny network converted to float32 TFLite once per run: a conversion traces the whole network."""
+    return export_tflite(load_tiny_model(tiny_model_bytes, tmp_path_factory.mktemp("tflite")), quantization="float32")
+
+
+def test_float32_export_reproduces_the_keras_probabilities(tiny_model_bytes, tiny_float32_tflite, tmp_path):
+    model = load_tiny_model(tiny_model_bytes, tmp_path)
     images = np.random.default_rng(0).random((3, 75, 75, 3), dtype=np.float32)
 
-    lite = TFLitePredictor(export_tflite(model, quantization="float32"))
+    lite = TFLitePredictor(tiny_float32_tflite)
 
     np.testing.assert_allclose(lite.probabilities(images), np.asarray(model(images)), atol=1e-4)
     assert lite.probabilities(images[:1]).shape == (1, 2)
 
 
 def test_int8_needs_representative_images(tiny_model_bytes, tmp_path):
-    import keras
-
-    path = tmp_path / "model.keras"
-    path.write_bytes(tiny_model_bytes)
     with pytest.raises(ValueError, match="representative"):
-        export_tflite(keras.saving.load_model(path, compile=False), quantization="int8")
+        export_tflite(load_tiny_model(tiny_model_bytes, tmp_path), quantization="int8")
 
 
 def test_agreement_measures_label_flips_and_auc():
@@ -73,8 +82,6 @@ def test_export_command_stores_a_verified_export_that_workers_can_use(make_versi
 
 def test_workers_ignore_an_export_that_was_not_verified(make_version, settings):
     version = make_version()
-    from django.core.files.base import ContentFile
-
     export = TFLiteExport(version=version, quantization="int8", checked_on="x", verified=False)
     export.model_file.save("model-int8.tflite", ContentFile(b"unused"))
     settings.INFERENCE_ENGINE = "tflite"
@@ -88,9 +95,9 @@ def test_export_without_a_model_version_is_refused(dataset):
         call_command("export_tflite", data=str(dataset))
 
 
-def test_benchmark_command_runs_every_path_on_the_same_images(make_version, dataset):
-    make_version()
-    call_command("export_tflite", data=str(dataset), quantization=["float32"], stdout=io.StringIO())
+def test_benchmark_command_runs_every_path_on_the_same_images(make_version, dataset, tiny_float32_tflite):
+    export = TFLiteExport(version=make_version(), quantization="float32", checked_on=str(dataset), verified=True)
+    export.model_file.save("model-float32.tflite", ContentFile(tiny_float32_tflite))
     out = io.StringIO()
 
     call_command("benchmark_inference", data=str(dataset), latency_images=3, throughput_images=8, stdout=out)
