@@ -162,45 +162,17 @@ def test_a_run_records_code_libraries_seeds_and_data(files, monkeypatch):
 
 
 @pytest.mark.training
-@pytest.mark.django_db(transaction=True)
-def test_a_trained_version_stores_provenance_and_shortcut_audit_and_beats_each_epoch(tmp_path, monkeypatch):
-    from mlcore.core.dataset import DEFAULT_CLASS_ALIASES
-    from mlcore.core.model import ModelConfig
-    from mlcore.core.pipeline import RunOptions, train_from_folder
-    from mlcore.core.preprocessing import PreprocessingSpec
-    from mlcore.core.training import TrainingConfig
-    from mlcore.services import model_version_train
-    from tests.mlcore.synthetic import write_dataset
+@pytest.mark.xdist_group("stored-run")
+def test_a_trained_version_stores_provenance_and_beats_each_epoch(trained, stored_run):
+    from mlcore.models import ModelVersion
 
-    data = write_dataset(tmp_path / "data", per_class=24, patients_per_class=12)
-    audit = {"pixel_baseline_auc": 0.61}
-    epochs = []
-
-    def with_audit(*arguments, on_epoch, **keywords):
-        def beat(epoch, logs):
-            epochs.append(epoch)
-            on_epoch(epoch, logs)
-
-        run = train_from_folder(*arguments, on_epoch=beat, **keywords)
-        run.shortcut_audit = audit
-        return run
-
-    monkeypatch.setattr("mlcore.services.train_from_folder", with_audit)
-    options = RunOptions(
-        model=ModelConfig(image_size=75),
-        training=TrainingConfig(epochs=2, batch_size=16, seed=11),
-        preprocessing=PreprocessingSpec(image_size=75),
-        class_aliases=DEFAULT_CLASS_ALIASES,
-    )
-
-    version = model_version_train(data_dir=data, options=options, name="traced", log=lambda _: None, verbose=0)
+    version = ModelVersion.objects.get(name="tiny")
+    data = stored_run.data
 
     record = version.provenance
-    assert epochs == [0, 1]  # the service's heartbeat hook, called after every epoch
-    version.refresh_from_db()
+    assert stored_run.epoch_beats == [0, 1]  # the service's heartbeat hook, called after every epoch
     assert (version.heartbeat_at - version.created_at).total_seconds() > 1  # beaten during the run, kept
-    assert version.shortcut_audit == audit
-    assert record["seeds"] == {"training": 11, "split": 11}
+    assert record["seeds"] == {"training": 42, "split": 42}
     assert record["data"]["files"] == version.dataset_summary["images"] == 48
     splits = record["data"]["splits"]
     assert {name: len(rows) for name, rows in splits.items()} == version.dataset_summary["counts"]

@@ -1,15 +1,10 @@
 """``manage.py train_model`` and ``evaluate_model`` end to end on small generated images (75x75)."""
 
 import io
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from django.apps import apps
-from django.conf import settings
-from django.core import serializers
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from PIL import Image
@@ -18,59 +13,15 @@ from mlcore.core import training
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot
 from mlcore.selectors import model_version_active
 from mlcore.services import model_version_activate
+from tests.mlcore.conftest import train
 from tests.mlcore.synthetic import write_dataset
 
 pytestmark = [pytest.mark.training, pytest.mark.django_db(transaction=True)]
-
-FAST = {"image_size": 75, "epochs": 2, "batch_size": 16, "verbosity": 0}
 
 
 @pytest.fixture
 def dataset(tmp_path):
     return write_dataset(tmp_path / "data", per_class=24, patients_per_class=12)
-
-
-def train(data, **options):
-    out = io.StringIO()
-    call_command("train_model", data=str(data), stdout=out, **(FAST | options))
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    output: str
-    rows: str
-    files: Path
-
-
-@pytest.fixture(scope="session")  # not "module": pytest rebuilds those when another module's test runs between
-def stored_run(django_db_setup, django_db_blocker, tmp_path_factory) -> StoredRun:
-    """One ``train_model --activate --name tiny --allow-unknown-patients`` run (a minute, most of it graph
-    tracing) that several tests read: its mlcore rows and stored files are put aside, and the database emptied
-    as a transactional test leaves it."""
-    folder = tmp_path_factory.mktemp("stored-run")
-    data = write_dataset(folder / "data", per_class=24, patients_per_class=12)
-    # A real folder has a broken file or two, without a manifest row: the run skips and lists it.
-    (data / "COVID" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    with django_db_blocker.unblock():
-        output = train(data, activate=True, name="tiny", allow_unknown_patients=True)
-        rows = serializers.serialize(
-            "json",
-            [row for model in apps.get_app_config("mlcore").get_models() for row in model.objects.order_by("pk")],
-        )
-        call_command("flush", interactive=False, verbosity=0)
-    shutil.copytree(settings.MODEL_STORE_DIR, folder / "models")
-    shutil.rmtree(settings.MODEL_STORE_DIR)
-    return StoredRun(output=output, rows=rows, files=folder / "models")
-
-
-@pytest.fixture
-def trained(stored_run, transactional_db) -> str:
-    """The stored run's rows and files as the run left them; returns what the command printed."""
-    shutil.copytree(stored_run.files, settings.MODEL_STORE_DIR, dirs_exist_ok=True)
-    for row in serializers.deserialize("json", stored_run.rows):
-        row.save()
-    return stored_run.output
 
 
 @pytest.mark.xdist_group("stored-run")
@@ -143,9 +94,8 @@ def test_train_model_stores_an_evaluated_active_version(trained):
 
 
 @pytest.mark.xdist_group("stored-run")
-def test_a_second_version_can_be_activated_and_only_one_is_active(trained, dataset, staff_client):
-    train(dataset, name="second", epochs=1)
-    second = ModelVersion.objects.get(name="second")
+def test_a_second_version_can_be_activated_and_only_one_is_active(trained, staff_client):
+    second = ModelVersion.objects.get(name="three")
     assert model_version_active().name == "tiny"
 
     response = staff_client.post(
@@ -154,7 +104,7 @@ def test_a_second_version_can_be_activated_and_only_one_is_active(trained, datas
         follow=True,
     )
 
-    assert "Activated version second" in response.content.decode()
+    assert "Activated version three" in response.content.decode()
     assert model_version_active() == second
     assert ActiveModelVersion.objects.count() == 1
 
@@ -259,13 +209,9 @@ def test_bad_input_exits_with_a_clear_message_and_stores_nothing(tmp_path, prepa
     assert model_version_active() is None
 
 
-def test_three_classes_from_two_folders_train_one_version(tmp_path):
-    first = write_dataset(tmp_path / "dev", per_class=18, patients_per_class=9, sources=("site-a",))
-    second = write_dataset(
-        tmp_path / "other", per_class=18, patients_per_class=9, folders={"OTHER_PNEUMONIA": "pneumonia"}, seed=1
-    )
-    out = io.StringIO()
-    call_command("train_model", "--data", str(first), "--data", str(second), "--name", "three", stdout=out, **FAST)
+@pytest.mark.xdist_group("stored-run")
+def test_three_classes_from_two_folders_train_one_version(trained, stored_run):
+    first, second = stored_run.three_class_folders
 
     version = ModelVersion.objects.get(name="three")
     assert version.status == ModelVersion.Status.SUCCEEDED
