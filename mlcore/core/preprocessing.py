@@ -22,6 +22,7 @@ from mlcore.core.imaging import decode_image
 
 Scaling = Literal["inception", "unit"]
 Intensity = Literal["decoded", "percentile"]
+Equalization = Literal["none", "clahe"]
 
 # What a stored spec without the newer fields means: the rule every version was trained with before them.
 LEGACY_FIELDS = {"intensity": "decoded", "letterbox": False}
@@ -33,6 +34,10 @@ LOW_PERCENTILE, HIGH_PERCENTILE = 0.5, 99.5
 # ranking all of a 299 px picture costs ~3.5 ms, this many ~0.4 ms, and moves the window by far less
 # than a grey level.
 PERCENTILE_SAMPLE = 16_384
+# CLAHE (scikit-image's equalize_adapthist) on the windowed picture at network resolution, so the tiles
+# (an eighth of each side) cover the same share of the chest at every input size; the clip limit is
+# scikit-image's default.
+CLAHE_CLIP_LIMIT = 0.01
 # Pixels at the picture's own minimum or maximum are flat borders, padding or burned-in saturation, not
 # the body; they are left out of the percentiles unless they are nearly all there is.
 MIN_BODY_SHARE = 0.05
@@ -45,14 +50,16 @@ class PreprocessingSpec:
 
     ``intensity``: ``decoded`` uses decode_image's [0, 1] values as they are; ``percentile`` maps the
     0.5th-99.5th percentile of the picture's body to [0, 1]. ``letterbox``: fit the longer side and pad
-    the rest with black, instead of squashing the picture to a square. The defaults are the legacy rule
-    (see ``from_stored``); ``current`` gives the rule new runs train with.
+    the rest with black, instead of squashing the picture to a square. ``equalization``: ``clahe``
+    equalises contrast locally after the intensity rule (``train_model --clahe``); ``none`` leaves it.
+    The defaults are the legacy rule (see ``from_stored``); ``current`` gives the rule new runs train with.
     """
 
     image_size: int = 224
     scaling: Scaling = "unit"
     intensity: Intensity = "decoded"
     letterbox: bool = False
+    equalization: Equalization = "none"
 
     def __post_init__(self):
         if self.image_size < 75:
@@ -63,11 +70,13 @@ class PreprocessingSpec:
             raise ValueError(f"Unknown intensity rule {self.intensity!r}: use 'decoded' or 'percentile'.")
         if not isinstance(self.letterbox, bool):
             raise ValueError(f"letterbox must be true or false, not {self.letterbox!r}.")
+        if self.equalization not in ("none", "clahe"):
+            raise ValueError(f"Unknown equalization {self.equalization!r}: use 'none' or 'clahe'.")
 
     @classmethod
-    def current(cls, *, image_size: int, scaling: Scaling) -> PreprocessingSpec:
-        """The rule new training runs use: percentile windowing and letterboxing."""
-        return cls(image_size=image_size, scaling=scaling, **CURRENT_FIELDS)
+    def current(cls, *, image_size: int, scaling: Scaling, equalization: Equalization = "none") -> PreprocessingSpec:
+        """The rule new training runs use: percentile windowing and letterboxing, CLAHE if asked for."""
+        return cls(image_size=image_size, scaling=scaling, equalization=equalization, **CURRENT_FIELDS)
 
     @classmethod
     def from_stored(cls, stored: Mapping) -> PreprocessingSpec:
@@ -80,7 +89,12 @@ class PreprocessingSpec:
         return cls(**(LEGACY_FIELDS | dict(stored)))
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """What a version stores. Without CLAHE the field is left out, so such a version still reads on
+        code from before the field (a worker not yet upgraded); one with it is refused there, as it must be."""
+        stored = asdict(self)
+        if self.equalization == "none":
+            del stored["equalization"]
+        return stored
 
     @property
     def black(self) -> float:
@@ -127,6 +141,8 @@ def preprocess(gray: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
     )
     values = np.asarray(resized, dtype=np.float32)
     unit = percentile_window(values) if spec.intensity == "percentile" else np.clip(values, 0.0, 1.0)
+    if spec.equalization == "clahe":
+        unit = equalize_contrast(unit)
     scaled = unit * 2.0 - 1.0 if spec.scaling == "inception" else unit
     if spec.letterbox:
         canvas = np.full((spec.image_size, spec.image_size), spec.black, dtype=np.float32)
@@ -156,6 +172,15 @@ def percentile_window(values: np.ndarray) -> np.ndarray:
     unit = values - np.float32(low)
     unit *= np.float32(1.0 / span)
     return np.clip(unit, 0.0, 1.0, out=unit)
+
+
+def equalize_contrast(unit: np.ndarray) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of a [0, 1] picture; a flat one stays as it is."""
+    from skimage.exposure import equalize_adapthist
+
+    if unit.size == 0 or float(unit.max()) == float(unit.min()):
+        return unit
+    return equalize_adapthist(unit, clip_limit=CLAHE_CLIP_LIMIT).astype(np.float32, copy=False)
 
 
 def load_image(source: str | Path | bytes | BinaryIO, spec: PreprocessingSpec) -> np.ndarray:

@@ -79,8 +79,12 @@ def test_a_three_class_version_stores_every_class_and_calls_by_the_one_rule(make
         assert scan.label == max(["OTHER_PNEUMONIA", "NORMAL"], key=scan.probabilities.get)
 
 
-def test_inference_reads_exactly_what_training_would_read(make_version, patient, doctor, monkeypatch):
-    make_version()
+CLAHE = TINY | {"intensity": "percentile", "letterbox": True, "equalization": "clahe"}
+
+
+@pytest.mark.parametrize("preprocessing", [TINY, CLAHE], ids=["legacy-rule", "clahe"])
+def test_inference_reads_exactly_what_training_would_read(make_version, patient, doctor, monkeypatch, preprocessing):
+    make_version(preprocessing=preprocessing)
     scan = upload(patient, doctor, seed=4)
     seen = []
     real_read = mlcore_inference.Predictor.read
@@ -93,7 +97,7 @@ def test_inference_reads_exactly_what_training_would_read(make_version, patient,
 
     scans_diagnose(first_scan_id=scan.pk)
 
-    expected = load_image(xray_png(seed=4), PreprocessingSpec.from_stored(TINY))
+    expected = load_image(xray_png(seed=4), PreprocessingSpec.from_stored(preprocessing))
     assert np.array_equal(seen[-1][0], expected)  # the last call; the first ones are warm-ups
 
 

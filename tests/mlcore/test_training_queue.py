@@ -76,7 +76,9 @@ def test_queue_creates_a_queued_version_and_sends_its_id_and_typed_options(
     out = io.StringIO()
 
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("train_model", "--queue", data=str(data), image_size=75, epochs=3, name="later", stdout=out)
+        call_command(
+            "train_model", "--queue", "--clahe", data=str(data), image_size=75, epochs=3, name="later", stdout=out
+        )
 
     version = ModelVersion.objects.get(name="later")
     assert version.status == ModelVersion.Status.QUEUED
@@ -90,7 +92,9 @@ def test_queue_creates_a_queued_version_and_sends_its_id_and_typed_options(
     assert options.training.epochs == 3
     assert options.training.augmentation.vertical_flip is False
     assert options.preprocessing.image_size == 75
+    assert options.preprocessing.equalization == "clahe"
     assert version.hyperparameters["training"]["epochs"] == 3
+    assert version.preprocessing["equalization"] == "clahe"
 
 
 @pytest.mark.django_db
