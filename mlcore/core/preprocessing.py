@@ -178,7 +178,7 @@ def equalize_contrast(unit: np.ndarray) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation of a [0, 1] picture; a flat one stays as it is."""
     from skimage.exposure import equalize_adapthist
 
-    if unit.size == 0 or float(unit.max()) == float(unit.min()):
+    if float(unit.max()) == float(unit.min()):
         return unit
     return equalize_adapthist(unit, clip_limit=CLAHE_CLIP_LIMIT).astype(np.float32, copy=False)
 

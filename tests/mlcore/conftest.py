@@ -17,9 +17,11 @@ from tests.mlcore.synthetic import write_dataset
 FAST = {"image_size": 75, "epochs": 2, "batch_size": 16, "verbosity": 0}
 
 
-def train(data, **options) -> str:
+def train(*folders, **options) -> str:
+    """``train_model`` on one or more ``--data`` folders with the fast test settings; returns what it printed."""
     out = io.StringIO()
-    call_command("train_model", data=str(data), stdout=out, **(FAST | options))
+    data = [argument for folder in folders for argument in ("--data", str(folder))]
+    call_command("train_model", *data, stdout=out, **(FAST | options))
     return out.getvalue()
 
 
@@ -29,9 +31,7 @@ def train_three_classes(root: Path, name: str) -> tuple[Path, Path]:
     second = write_dataset(
         root / "other", per_class=18, patients_per_class=9, folders={"OTHER_PNEUMONIA": "pneumonia"}, seed=1
     )
-    call_command(
-        "train_model", "--data", str(first), "--data", str(second), "--name", name, stdout=io.StringIO(), **FAST
-    )
+    train(first, second, name=name)
     return first, second
 
 
