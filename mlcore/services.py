@@ -30,6 +30,7 @@ from mlcore.core.pipeline import (
     evaluate_folder,
     evaluate_refusals,
     options_for_dataset,
+    recorded_split_seed,
     refit_gate,
     train_from_folder,
 )
@@ -512,7 +513,7 @@ def model_version_gate_refit(
             model_path=model_path,
             positive_class=version.positive_class,
             preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
-            seed=hyperparameters.get("training", {}).get("seed", 42),
+            seed=recorded_split_seed(hyperparameters),
             validation_fraction=hyperparameters.get("validation_fraction", 0.15),
             test_fraction=hyperparameters.get("test_fraction", 0.15),
             class_aliases=class_aliases,

@@ -68,6 +68,12 @@ class RunOptions:
     gate_quantile: float = DEFAULT_QUANTILE
     band_max_error: float = BAND_MAX_ERROR
     refuse_examples: str | None = None  # a folder of images to refuse, one sub-folder per kind: the view check
+    split_seed: int | None = None  # draws the patient split; None: the training seed draws it too
+
+    @property
+    def patient_split_seed(self) -> int:
+        """A separate split seed lets runs share one split and differ only in their initial weights."""
+        return self.training.seed if self.split_seed is None else self.split_seed
 
     def hyperparameters(self) -> dict:
         return {
@@ -81,6 +87,7 @@ class RunOptions:
             "gate_quantile": self.gate_quantile,
             "band_max_error": self.band_max_error,
             "refuse_examples": self.refuse_examples,
+            "split_seed": self.patient_split_seed,
         }
 
     def to_dict(self) -> dict:
@@ -93,6 +100,12 @@ class RunOptions:
         if options.class_aliases:
             options.class_aliases = {name: tuple(names) for name, names in options.class_aliases.items()}
         return options
+
+
+def recorded_split_seed(hyperparameters: dict) -> int:
+    """The seed that drew a stored version's split; versions from before ``split_seed`` used the training seed."""
+    split_seed = hyperparameters.get("split_seed")
+    return split_seed if split_seed is not None else hyperparameters.get("training", {}).get("seed", 42)
 
 
 def _dataclass_from_dict(cls, data: dict):
@@ -153,7 +166,7 @@ def check_dataset(data_dirs: DataFolders, options: RunOptions) -> Dataset:
         [item.patient_id for item in dataset.items],
         validation_fraction=options.validation_fraction,
         test_fraction=options.test_fraction,
-        seed=options.training.seed,
+        seed=options.patient_split_seed,
     )
     return dataset
 
@@ -195,7 +208,7 @@ def train_from_folder(
         patients.keys,
         validation_fraction=options.validation_fraction,
         test_fraction=options.test_fraction,
-        seed=options.training.seed,
+        seed=options.patient_split_seed,
     )
     y = binarize(labels, dataset.class_names)
     positive_index = dataset.class_names.index(options.positive_class)
@@ -207,7 +220,7 @@ def train_from_folder(
         paths=[item.path for item in items],
         split=split.as_dict(),
         roots=dataset.roots,
-        seeds={"training": options.training.seed, "split": options.training.seed},
+        seeds={"training": options.training.seed, "split": options.patient_split_seed},
     )
 
     pretrained = options.model.weights != "none"

@@ -10,6 +10,8 @@ from django.urls import reverse
 from PIL import Image
 
 from mlcore.core import training
+from mlcore.core.dataset import PatientRule, discover_dataset, group_patients, split_dataset
+from mlcore.core.provenance import split_membership
 from mlcore.models import ActiveModelVersion, Evaluation, ModelVersion, Plot
 from mlcore.selectors import model_version_active
 from mlcore.services import model_version_activate
@@ -223,6 +225,23 @@ def test_three_classes_from_two_folders_train_one_version(trained, stored_run):
     assert set(summary["per_folder"]) == {str(first), str(second)}
     assert summary["patients"]["unknown_patients"] == 0
     assert summary["patients"]["duplicate_groups_joined"] == 0
+
+
+@pytest.mark.xdist_group("stored-run")
+def test_the_split_seed_draws_the_split_and_the_seed_the_weights(trained, stored_run):
+    version = ModelVersion.objects.get(name="three")
+    dataset = discover_dataset(list(stored_run.three_class_folders))
+    labels = [item.label for item in dataset.items]
+    patients = group_patients(dataset.items, rule=PatientRule()).keys
+
+    def membership(seed: int) -> dict:
+        split = split_dataset(labels, patients, seed=seed).as_dict()
+        return split_membership([item.path for item in dataset.items], split, dataset.roots)
+
+    assert version.provenance["seeds"] == {"training": 42, "split": 7}
+    assert version.hyperparameters["split_seed"] == 7
+    assert version.provenance["data"]["splits"] == membership(7)
+    assert membership(7) != membership(42)
 
 
 def test_a_weights_file_that_does_not_fit_fails_the_version_and_keeps_the_active_one(dataset, tmp_path):

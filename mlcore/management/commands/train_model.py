@@ -99,6 +99,12 @@ class Command(BaseCommand):
         training.add_argument("--monitor", choices=["val_auc", "val_loss"], default="val_auc")
         training.add_argument("--seed", type=int, default=42)
         training.add_argument(
+            "--split-seed",
+            type=int,
+            help="Draw the patient split with this seed instead of --seed: runs that share it share their split "
+            "and differ only in initial weights, shuffling and augmentation.",
+        )
+        training.add_argument(
             "--no-feature-cache",
             action="store_true",
             help="Run the frozen base every epoch in the head phase (slow; for comparison).",
@@ -196,6 +202,7 @@ class Command(BaseCommand):
                 gate_quantile=opts["gate_quantile"],
                 band_max_error=opts["band_max_error"],
                 refuse_examples=opts["refuse_examples"],
+                split_seed=opts["split_seed"],
             )
             if opts["queue"]:
                 self._queue(opts, options)
