@@ -36,32 +36,27 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "covidxray.settings.local")
     django.setup()
-    from mlcore.core.dataset import (
-        PatientRule,
-        binarize,
-        discover_dataset,
-        group_patients,
-        load_images,
-        resolve_patients,
-        split_dataset,
-    )
+    from mlcore.core.dataset import PatientRule, binarize
     from mlcore.core.evaluation import choose_threshold, evaluate
     from mlcore.core.gradcam import readout_function, run_readout
     from mlcore.core.inference import load_model
-    from mlcore.core.pipeline import recorded_split_seed
+    from mlcore.core.pipeline import recorded_split, redraw_split
     from mlcore.core.preprocessing import PreprocessingSpec
     from mlcore.core.provenance import split_membership
     from mlcore.models import ModelVersion
+    from mlcore.services import local_model_file
 
     versions = [ModelVersion.objects.get(name=name) for name in args.version]
     first = versions[0]
     spec = PreprocessingSpec.from_stored(first.preprocessing)
-    rule = PatientRule.recorded(first.hyperparameters)
-    dataset = resolve_patients(discover_dataset(args.data), rule)
-    images, items, _ = load_images(dataset.items, spec, root=dataset.root)
-    labels = [item.label for item in items]
-    patients = group_patients(items, rule=rule, images=images).keys
-    split = split_dataset(labels, patients, seed=recorded_split_seed(first.hyperparameters)).as_dict()
+    drawn = redraw_split(
+        args.data,
+        preprocessing=spec,
+        patients=PatientRule.recorded(first.hyperparameters),
+        **recorded_split(first.hyperparameters),
+        log=lambda message: print(message, file=sys.stderr),  # stdout holds only the JSON rows
+    )
+    dataset, items, labels, split = drawn.dataset, drawn.items, drawn.labels, drawn.split.as_dict()
     membership = split_membership([item.path for item in items], split, dataset.roots)
     for version in versions:
         if version.provenance["data"]["splits"] != membership:
@@ -69,12 +64,17 @@ def main() -> None:
 
     positive = dataset.class_names.index(first.positive_class)
     y = binarize(labels, dataset.class_names)[:, positive]
-    readings = {}  # (version, mirrored) -> softmax of every image
+    read = np.zeros(len(items), dtype=bool)  # only validation and test images are read
+    read[split["validation"] + split["test"]] = True
+    images = drawn.images[read]
+    readings = {}  # (version, mirrored) -> softmax of every image (zeros for training images)
     for version in versions:
-        model = load_model(version.model_file.path)
+        with local_model_file(version) as path:
+            model = load_model(path)
         readout = readout_function(model, positive_index=positive, image_size=spec.image_size)
-        readings[version.name, False] = run_readout(readout, images)[0]
-        readings[version.name, True] = run_readout(readout, images[:, :, ::-1, :].copy())[0]
+        for mirrored, pixels in ((False, images), (True, images[:, :, ::-1, :].copy())):
+            readings[version.name, mirrored] = np.zeros((len(items), len(dataset.class_names)), np.float32)
+            readings[version.name, mirrored][read] = run_readout(readout, pixels)[0]
     validation, test = split["validation"], split["test"]
 
     def row(name: str, members: list[str], tta: bool) -> dict:

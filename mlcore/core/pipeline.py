@@ -21,6 +21,7 @@ from mlcore.core.dataset import (
     DatasetError,
     PatientGroups,
     PatientRule,
+    Split,
     binarize,
     discover_dataset,
     discover_image_folders,
@@ -102,10 +103,15 @@ class RunOptions:
         return options
 
 
-def recorded_split_seed(hyperparameters: dict) -> int:
-    """The seed that drew a stored version's split; versions from before ``split_seed`` used the training seed."""
+def recorded_split(hyperparameters: dict) -> dict:
+    """How a stored version drew its split, as ``redraw_split`` takes it; versions from before ``split_seed``
+    drew it with the training seed."""
     split_seed = hyperparameters.get("split_seed")
-    return split_seed if split_seed is not None else hyperparameters.get("training", {}).get("seed", 42)
+    return {
+        "seed": split_seed if split_seed is not None else hyperparameters.get("training", {}).get("seed", 42),
+        "validation_fraction": hyperparameters.get("validation_fraction", 0.15),
+        "test_fraction": hyperparameters.get("test_fraction", 0.15),
+    }
 
 
 def _dataclass_from_dict(cls, data: dict):
@@ -603,6 +609,39 @@ def _environment() -> dict:
 
 
 @dataclass
+class RedrawnSplit:
+    dataset: Dataset
+    images: np.ndarray
+    items: list
+    labels: list[str]
+    patient_keys: list
+    split: Split
+
+
+def redraw_split(
+    data_dirs: DataFolders,
+    *,
+    preprocessing: PreprocessingSpec,
+    patients: PatientRule,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    class_aliases: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> RedrawnSplit:
+    """The images of the folders a version was trained on and the train/validation/test split its training
+    drew (``recorded_split(hyperparameters)`` gives seed and fractions; ``patients``: the rule it recorded)."""
+    dataset = resolve_patients(discover_dataset(data_dirs, class_aliases=class_aliases), patients)
+    images, items, _ = _load_all(dataset, preprocessing, log=log)
+    labels = [item.label for item in items]
+    patient_keys = group_patients(items, rule=patients, images=images).keys
+    split = split_dataset(
+        labels, patient_keys, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+    )
+    return RedrawnSplit(dataset, images, items, labels, patient_keys, split)
+
+
+@dataclass
 class RefittedGate:
     gate: FeatureGate
     refused: dict  # the share of each split (and of the test split per class) the new gate refuses
@@ -628,21 +667,21 @@ def refit_gate(
     on the same folders and the same train/validation/test split its training drew (``patients``: the
     rule the version recorded, PatientRule.recorded(hyperparameters)); with ``refuse_examples``, the view
     check too."""
-    dataset = resolve_patients(discover_dataset(data_dirs, class_aliases=class_aliases), patients)
     refuse = refuse_features(refuse_examples, preprocessing, log=log)
-    images, items, _ = _load_all(dataset, preprocessing, log=log)
-    labels = [item.label for item in items]
-    patient_keys = group_patients(items, rule=patients, images=images).keys
-    split = split_dataset(
-        labels,
-        patient_keys,
+    drawn = redraw_split(
+        data_dirs,
+        preprocessing=preprocessing,
+        patients=patients,
+        seed=seed,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
-        seed=seed,
+        class_aliases=class_aliases,
+        log=log,
     )
+    images, labels, patient_keys, split = drawn.images, drawn.labels, drawn.patient_keys, drawn.split
     model = load_model(model_path)
     readout = readout_function(
-        model, positive_index=dataset.class_names.index(positive_class), image_size=preprocessing.image_size
+        model, positive_index=drawn.dataset.class_names.index(positive_class), image_size=preprocessing.image_size
     )
     features = {
         name: gate_features(run_readout(readout, images[indices], batch_size=batch_size)[1], images[indices])
@@ -662,7 +701,7 @@ def refit_gate(
             sum(r for r, i in zip(refused, split.test, strict=True) if labels[i] == name),
             sum(1 for i in split.test if labels[i] == name),
         )
-        for name in dataset.class_names
+        for name in drawn.dataset.class_names
     }
     return RefittedGate(
         gate=gate,

@@ -228,7 +228,7 @@ def test_three_classes_from_two_folders_train_one_version(trained, stored_run):
 
 
 @pytest.mark.xdist_group("stored-run")
-def test_the_split_seed_draws_the_split_and_the_seed_the_weights(trained, stored_run):
+def test_the_split_seed_draws_the_split_and_is_recorded(trained, stored_run):
     version = ModelVersion.objects.get(name="three")
     dataset = discover_dataset(list(stored_run.three_class_folders))
     labels = [item.label for item in dataset.items]
