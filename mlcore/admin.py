@@ -328,6 +328,18 @@ HISTORY_COLUMNS = [
 ]
 
 
+def _history_row_labels(history: dict) -> list[tuple]:
+    """(epoch,) per row, or (network, epoch) for an ensemble, whose epochs restart at each network."""
+    networks = history.get("member")
+    if not networks:
+        return [(epoch + 1,) for epoch in range(len(history["loss"]))]
+    labels, epoch = [], 0
+    for row, network in enumerate(networks):
+        epoch = 1 if row == 0 or network != networks[row - 1] else epoch + 1
+        labels.append((network + 1, epoch))
+    return labels
+
+
 def _cell(value):
     return number(value) if isinstance(value, float) else value
 
@@ -711,27 +723,28 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not history.get("loss"):
             return "—"
         columns = [c for c in HISTORY_COLUMNS if c in history]
-        head = format_html_join("", "<th>{}</th>", ((c.replace("_", " "),) for c in ["epoch", *columns]))
+        networks = history.get("member")  # an ensemble's: which network each row belongs to
+        labels = ["network", "epoch"] if networks else ["epoch"]
+        head = format_html_join("", "<th>{}</th>", ((c.replace("_", " "),) for c in [*labels, *columns]))
         rows = format_html_join(
             "",
             "<tr>{}</tr>",
             (
                 (
                     format_html_join(
-                        "",
-                        "<td>{}</td>",
-                        [(epoch + 1,)] + [(_cell(history[c][epoch]),) for c in columns],
+                        "", "<td>{}</td>", [(cell,) for cell in first] + [(_cell(history[c][row]),) for c in columns]
                     ),
                 )
-                for epoch in range(len(history["loss"]))
+                for row, first in enumerate(_history_row_labels(history))
             ),
         )
-        best = history.get("best_epoch")
+        best = history.get("member_best_epochs") or [history.get("best_epoch")]
         return format_html(
-            "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><p>Best epoch: {}</p>",
+            "<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table><p>Best epoch{}: {}</p>",
             head,
             rows,
-            "—" if best is None else best + 1,
+            " of each network" if networks else "",
+            ", ".join("—" if epoch is None else str(epoch + 1) for epoch in best),
         )
 
     @admin.display(description="environment")

@@ -51,6 +51,7 @@ def model_version_card(*, version: ModelVersion) -> dict:
             {"name": name, "display": display_name(name), "positive": name == version.positive_class}
             for name in version.class_names
         ],
+        "network": network_description(version.model_summary or {}, version.hyperparameters or {}),
         "data": _data(version.dataset_summary or {}),
         "evidence": evidence,
         "evaluations": evaluations,
@@ -58,6 +59,24 @@ def model_version_card(*, version: ModelVersion) -> dict:
         "provenance": _provenance(version.provenance) if version.provenance else None,
         "limits": _limits(version, evidence),
     }
+
+
+def network_description(summary: dict, hyperparameters: dict) -> str | None:
+    """What reads the images: the architecture, its input and initial weights, and, for an ensemble, how
+    many networks' probabilities are averaged (a version interrupted part-way holds fewer than asked)."""
+    if not summary:
+        return None
+    model = hyperparameters.get("model") or {}
+    weights = model.get("weights")
+    text = f"InceptionV3, {'x'.join(str(side) for side in summary.get('input_shape', [])[:2])} px input, " + (
+        "trained from scratch" if weights in (None, "", "none") else f"initial weights: {weights}"
+    )
+    networks, asked = summary.get("members", 1), hyperparameters.get("members", 1)
+    if networks > 1:
+        text += f"; the mean of {networks} networks' probabilities"
+    if asked != networks:
+        text += f" ({asked} networks asked; the run was interrupted)"
+    return text
 
 
 def _data(summary: dict) -> dict | None:

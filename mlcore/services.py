@@ -257,7 +257,9 @@ def _store_run(version: ModelVersion, run: TrainingRun) -> None:
     version.class_names = run.class_names
     version.model_summary = jsonable(run.model_summary)
     version.history = jsonable(
-        outcome.history | {"best_epoch": outcome.best_epoch, "phase_seconds": outcome.phase_seconds}
+        outcome.history
+        | {"best_epoch": outcome.best_epoch, "phase_seconds": outcome.phase_seconds}
+        | ({"member_best_epochs": outcome.member_best_epochs} if outcome.member_best_epochs else {})
     )
     version.wall_time_seconds = outcome.wall_time_seconds
     version.images_per_second = outcome.images_per_second

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from mlcore.core.model import CLASSIFIER_LAYER, GATE_LAYER, LAST_CONV_LAYER
+from mlcore.core.model import CLASSIFIER_LAYER, GATE_LAYER, LAST_CONV_LAYER, ensemble_members
 from mlcore.core.preprocessing import PreprocessingSpec, crop_to_picture
 
 # Composition of InceptionV3's stride-2 valid stages (stem convolution, two max-pools, mixed3, mixed8):
@@ -35,18 +35,51 @@ def readout_function(model, *, positive_index: int, image_size: int):
     activations (GATE_LAYER): measured on the shared data, they tell a CT slice, a document or a
     photograph from a radiograph far better than the last block, which a two-class network trains to
     keep only what separates its classes.
+
+    An ensemble (``combine_members``) is read member by member in the same pass: its probabilities are
+    the members' mean (what the stored model outputs), its map the mean of the members' maps, and the
+    gate's features are the first member's, the network the gate was fitted on.
     """
     import keras
     import tensorflow as tf
 
-    classifier = model.get_layer(CLASSIFIER_LAYER)
+    members = [_member_readout(member, positive_index) for member in ensemble_members(model)]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)])
+    def readout(images):
+        probabilities, cams, gate_features = [], [], None
+        for inner, log_odds in members:
+            with tf.GradientTape() as tape:
+                activations, features, member_probabilities, middle = inner(images, training=False)
+                tape.watch(activations)
+                score = tf.reduce_sum(log_odds(features))  # images are independent: per-image gradients
+            gradients = tape.gradient(score, activations)
+            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+            cams.append(tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1)))
+            probabilities.append(member_probabilities)
+            if gate_features is None:
+                gate_features = tf.concat(
+                    [tf.reduce_mean(middle, axis=(1, 2)), tf.math.reduce_std(middle, axis=(1, 2))], 1
+                )
+        return keras.ops.mean(keras.ops.stack(probabilities), axis=0), gate_features, tf.reduce_mean(cams, axis=0)
+
+    return readout
+
+
+def _member_readout(network, positive_index: int):
+    """One network's inner model (last block, pooled features, probabilities, middle block) and the
+    positive class's log-odds computed from its classifier's own weights."""
+    import keras
+    import tensorflow as tf
+
+    classifier = network.get_layer(CLASSIFIER_LAYER)
     inner = keras.Model(
-        model.inputs,
+        network.inputs,
         [
-            model.get_layer(LAST_CONV_LAYER).output,
+            network.get_layer(LAST_CONV_LAYER).output,
             classifier.input,
-            model.output,
-            model.get_layer(GATE_LAYER).output,
+            network.output,
+            network.get_layer(GATE_LAYER).output,
         ],
     )
 
@@ -56,19 +89,7 @@ def readout_function(model, *, positive_index: int, image_size: int):
         others = tf.concat([logits[:, :positive_index], logits[:, positive_index + 1 :]], axis=1)
         return positive - tf.reduce_logsumexp(others, axis=1)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)])
-    def readout(images):
-        with tf.GradientTape() as tape:
-            activations, features, probabilities, middle = inner(images, training=False)
-            tape.watch(activations)
-            score = tf.reduce_sum(log_odds(features))  # images are independent: per-image gradients
-        gradients = tape.gradient(score, activations)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        cams = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
-        gate_features = tf.concat([tf.reduce_mean(middle, axis=(1, 2)), tf.math.reduce_std(middle, axis=(1, 2))], 1)
-        return probabilities, gate_features, cams
-
-    return readout
+    return inner, log_odds
 
 
 def run_readout(readout, images: np.ndarray, *, batch_size: int = 32):

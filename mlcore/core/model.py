@@ -9,6 +9,8 @@ LAST_CONV_LAYER = "mixed10"
 GATE_LAYER = "mixed5"  # the middle block whose activation statistics the input gate measures
 CLASSIFIER_LAYER = "predictions"
 INCEPTION_BLOCKS = [f"mixed{n}" for n in range(11)]
+MEMBER_PREFIX = "member_"  # the networks inside an ensemble are layers member_0, member_1, ...
+ENSEMBLE_MEAN_LAYER = "ensemble_mean"
 
 
 class WeightsError(RuntimeError):
@@ -58,6 +60,38 @@ def build_network(config: ModelConfig) -> NetworkParts:
     features = keras.Input(shape=base.output.shape[1:], name="features")
     head = keras.Model(features, dense(dropout(pooling(features))), name="head")
     return NetworkParts(model=model, base=base, head=head)
+
+
+def combine_members(models: list) -> object:
+    """One model whose output is the mean of its members' class probabilities.
+
+    A single network is returned as it is (the format of every version before ensembles), so one
+    file, one loader, the TFLite export and the benchmarks serve both. The members are copies without
+    their training state (a nested model stores its optimizer and metrics, and loading the file would
+    then need the training code's own metric classes), named member_0, member_1, ..., which is how
+    ``ensemble_members`` finds them again after the file is loaded.
+    """
+    import keras
+
+    if not models:
+        raise ValueError("An ensemble needs at least one network.")
+    if len(models) == 1:
+        return models[0]
+    members = []
+    for index, network in enumerate(models):
+        member = keras.Model.from_config(network.get_config())
+        member.set_weights(network.get_weights())
+        member.name = f"{MEMBER_PREFIX}{index}"
+        members.append(member)
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="image")
+    mean = keras.layers.Average(name=ENSEMBLE_MEAN_LAYER)([member(inputs) for member in members])
+    return keras.Model(inputs, mean, name=f"covidxray_ensemble_of_{len(members)}")
+
+
+def ensemble_members(model) -> list:
+    """The networks a stored model averages: its member_k layers, or the model itself when it is one."""
+    members = [layer for layer in model.layers if layer.name.startswith(MEMBER_PREFIX)]
+    return sorted(members, key=lambda layer: int(layer.name[len(MEMBER_PREFIX) :])) if members else [model]
 
 
 def _inception_base(config: ModelConfig, inputs):
@@ -120,4 +154,5 @@ def summarize(model) -> dict:
         "frozen_parameters": frozen,
         "input_shape": list(model.input_shape[1:]),
         "output_classes": int(model.output_shape[-1]),
+        "members": len(ensemble_members(model)),
     }

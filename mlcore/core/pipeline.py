@@ -43,16 +43,23 @@ from mlcore.core.gate import (
 from mlcore.core.gradcam import readout_function, run_readout
 from mlcore.core.imaging import DICOM, read_dicom_header, sniff_format
 from mlcore.core.inference import load_model
-from mlcore.core.model import ModelConfig, build_network, summarize
+from mlcore.core.model import ModelConfig, build_network, combine_members, summarize
 from mlcore.core.predictor import Reliability
 from mlcore.core.preprocessing import PreprocessingSpec, to_display
 from mlcore.core.provenance import run_provenance
 from mlcore.core.reliability import fit_reliability, reliability_figures
 from mlcore.core.shortcuts import shortcut_audit
-from mlcore.core.training import TrainingConfig, TrainingOutcome, seed_everything, train_network
+from mlcore.core.training import (
+    TrainingConfig,
+    TrainingOutcome,
+    ensemble_outcome,
+    seed_everything,
+    train_network,
+)
 
 DataFolders = str | Path | Sequence[str | Path]  # one --data folder or several
 MODEL_FILENAME = "model.keras"
+MEMBER_SEED_STRIDE = 100  # member k of an ensemble trains with seed + 100 k
 SAMPLES_PER_CLASS = 40
 
 
@@ -70,11 +77,21 @@ class RunOptions:
     band_max_error: float = BAND_MAX_ERROR
     refuse_examples: str | None = None  # a folder of images to refuse, one sub-folder per kind: the view check
     split_seed: int | None = None  # draws the patient split; None: the training seed draws it too
+    members: int = 1  # networks trained on the same split whose mean probabilities are the reading
+
+    def __post_init__(self):
+        if self.members < 1:
+            raise ValueError(f"An ensemble needs at least one network (--members {self.members}).")
 
     @property
     def patient_split_seed(self) -> int:
         """A separate split seed lets runs share one split and differ only in their initial weights."""
         return self.training.seed if self.split_seed is None else self.split_seed
+
+    @property
+    def member_seeds(self) -> list[int]:
+        """Each network's training seed: the first is the run's own, so its first network is a one-network run."""
+        return [self.training.seed + MEMBER_SEED_STRIDE * index for index in range(self.members)]
 
     def hyperparameters(self) -> dict:
         return {
@@ -89,6 +106,7 @@ class RunOptions:
             "band_max_error": self.band_max_error,
             "refuse_examples": self.refuse_examples,
             "split_seed": self.patient_split_seed,
+            "members": self.members,
         }
 
     def to_dict(self) -> dict:
@@ -226,40 +244,31 @@ def train_from_folder(
         paths=[item.path for item in items],
         split=split.as_dict(),
         roots=dataset.roots,
-        seeds={"training": options.training.seed, "split": options.patient_split_seed},
+        seeds={"training": options.training.seed, "split": options.patient_split_seed}
+        | ({"networks": options.member_seeds} if options.members > 1 else {}),
     )
 
-    pretrained = options.model.weights != "none"
-    seed_everything(options.training.seed)  # before building: the seed fixes the initial weights
-    parts = build_network(options.model)  # options_for_dataset gave it one output per class
-    if pretrained:
-        parts.base.trainable = False
     work_dir.mkdir(parents=True, exist_ok=True)
-    outcome = train_network(
-        parts,
-        x_train=images[split.train],
-        y_train=y[split.train],
-        x_val=images[split.validation],
-        y_val=y[split.validation],
-        config=options.training,
-        pretrained=pretrained,
-        black=options.preprocessing.black,
-        value_range=(options.preprocessing.black, 1.0),
-        positive_index=positive_index,
+    network, outcome = _train_members(
+        options,
+        images=images,
+        y=y,
+        split=split,
         sources=[items[i].source for i in split.train],
-        verbose=verbose,
+        positive_index=positive_index,
         log=log,
+        verbose=verbose,
         on_epoch=on_epoch,
     )
     model_path = work_dir / MODEL_FILENAME
-    parts.model.save(model_path)
+    network.save(model_path)
     run = TrainingRun(
         class_names=dataset.class_names,
         positive_class=options.positive_class,
         preprocessing=options.preprocessing,
         hyperparameters=options.hyperparameters(),
         dataset_summary=summary,
-        model_summary=summarize(parts.model),
+        model_summary=summarize(network),
         outcome=outcome,
         model_path=model_path,
         environment=_environment(),
@@ -269,7 +278,7 @@ def train_from_folder(
     if outcome.interrupted:
         return run
 
-    readout = readout_function(parts.model, positive_index=positive_index, image_size=options.preprocessing.image_size)
+    readout = readout_function(network, positive_index=positive_index, image_size=options.preprocessing.image_size)
     batch = options.training.batch_size
     outputs = {
         name: run_readout(readout, images[indices], batch_size=batch)
@@ -334,6 +343,57 @@ def train_from_folder(
         seed=options.training.seed,
     )
     return run
+
+
+def _train_members(
+    options: RunOptions,
+    *,
+    images: np.ndarray,
+    y: np.ndarray,
+    split: Split,
+    sources: list,
+    positive_index: int,
+    log: Callable[[str], None],
+    verbose: int,
+    on_epoch: Callable[[int, dict], None] | None,
+):
+    """``options.members`` networks on the same split, one after another, each seeded before it is built
+    -> (one model whose output is their mean, their outcome as one). Ctrl-C during a later network keeps
+    the finished ones and drops the interrupted one; during the first it keeps that network's best
+    weights, unevaluated, as a one-network run always has."""
+    pretrained = options.model.weights != "none"
+    networks, outcomes = [], []
+    for index, seed in enumerate(options.member_seeds):
+        if options.members > 1:
+            log(f"Network {index + 1} of {options.members} (seed {seed}).")
+        seed_everything(seed)  # before building: the seed fixes the initial weights
+        parts = build_network(options.model)  # options_for_dataset gave it one output per class
+        if pretrained:
+            parts.base.trainable = False
+        outcome = train_network(
+            parts,
+            x_train=images[split.train],
+            y_train=y[split.train],
+            x_val=images[split.validation],
+            y_val=y[split.validation],
+            config=replace(options.training, seed=seed),
+            pretrained=pretrained,
+            black=options.preprocessing.black,
+            value_range=(options.preprocessing.black, 1.0),
+            positive_index=positive_index,
+            sources=sources,
+            verbose=verbose,
+            log=log,
+            on_epoch=on_epoch,
+        )
+        if outcome.interrupted and networks:
+            log(f"Keeping the {len(networks)} finished network(s); network {index + 1} is dropped.")
+            break
+        networks.append(parts.model)
+        outcomes.append(outcome)
+        if outcome.interrupted:
+            break
+    return combine_members(networks), ensemble_outcome(outcomes)
 
 
 def _dataset_summary(

@@ -99,19 +99,33 @@ def called_positive_png(metrics: dict) -> bytes:
 
 
 def history_png(history: dict, *, metric: str) -> bytes:
+    """Training and validation per epoch; an ensemble's networks each get a colour, epochs restarting at 1."""
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
     train, validation = history.get(metric, []), history.get(f"val_{metric}", [])
-    epochs = np.arange(1, len(train) + 1)
-    axes.plot(epochs, train, marker="o", ms=3, label="training")
-    if validation:
-        axes.plot(epochs[: len(validation)], validation, marker="o", ms=3, label="validation")
-    phases = history.get("phase", [])
-    for epoch in range(1, len(phases)):
-        if phases[epoch] != phases[epoch - 1]:
-            axes.axvline(epoch + 0.5, color="grey", ls=":", lw=1)
+    networks = history.get("member") or [0] * len(train)
+    several = len(set(networks)) > 1
+    for colour, network in enumerate(sorted(set(networks))):
+        rows = [row for row, member in enumerate(networks) if member == network]
+        epochs = np.arange(1, len(rows) + 1)
+        name = f"network {network + 1}, " if several else ""
+        axes.plot(epochs, [train[r] for r in rows], marker="o", ms=3, color=f"C{2 * colour}", label=f"{name}training")
+        if validation:
+            axes.plot(
+                epochs,
+                [validation[r] for r in rows],
+                marker="o",
+                ms=3,
+                ls="--" if several else "-",
+                color=f"C{2 * colour + 1}",
+                label=f"{name}validation",
+            )
+        phases = [history["phase"][r] for r in rows] if history.get("phase") else []
+        for epoch in range(1, len(phases)):
+            if phases[epoch] != phases[epoch - 1]:
+                axes.axvline(epoch + 0.5, color="grey", ls=":", lw=1)
     axes.set(xlabel="Epoch", ylabel=metric, title=f"{metric.capitalize()}: training vs validation")
-    axes.legend()
+    axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return _png(figure)
 

@@ -76,10 +76,37 @@ class TrainingOutcome:
     wall_time_seconds: float
     images_seen: int
     phase_seconds: dict[str, float]
+    member_best_epochs: list[int | None] = field(default_factory=list)  # an ensemble's, member by member
 
     @property
     def images_per_second(self) -> float:
         return self.images_seen / self.wall_time_seconds if self.wall_time_seconds else 0.0
+
+
+def ensemble_outcome(outcomes: list[TrainingOutcome]) -> TrainingOutcome:
+    """The outcomes of networks trained one after another, as one: their histories follow each other with
+    a "member" column (epochs restart at each member), times and images add up, and the best epoch is
+    the first member's, with every member's kept beside it. One network's outcome is returned as it is."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    history: dict[str, list] = {}
+    for index, outcome in enumerate(outcomes):
+        epochs = len(outcome.history.get("loss", []))
+        for key, values in (outcome.history | {"member": [index] * epochs}).items():
+            history.setdefault(key, []).extend(values)
+    phase_seconds: dict[str, float] = {}
+    for outcome in outcomes:
+        for phase, seconds in outcome.phase_seconds.items():
+            phase_seconds[phase] = phase_seconds.get(phase, 0.0) + seconds
+    return TrainingOutcome(
+        history=history,
+        best_epoch=outcomes[0].best_epoch,
+        interrupted=any(outcome.interrupted for outcome in outcomes),
+        wall_time_seconds=sum(outcome.wall_time_seconds for outcome in outcomes),
+        images_seen=sum(outcome.images_seen for outcome in outcomes),
+        phase_seconds=phase_seconds,
+        member_best_epochs=[outcome.best_epoch for outcome in outcomes],
+    )
 
 
 def layer_seeds(seed: int, count: int) -> list[int]:

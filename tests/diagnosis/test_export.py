@@ -293,7 +293,14 @@ def test_train_model_trains_on_an_export_of_reviewed_scans(make_doctor, exporter
     out = io.StringIO()
 
     call_command(
-        "train_model", data=str(dest), image_size=75, epochs=1, batch_size=16, name="from-reviews", stdout=out
+        "train_model",
+        data=str(dest),
+        image_size=75,
+        epochs=1,
+        batch_size=16,
+        members=1,
+        name="from-reviews",
+        stdout=out,
     )
 
     version = ModelVersion.objects.get(name="from-reviews")

@@ -54,6 +54,7 @@ def trained_version(request, tmp_path):
         epochs=epochs,
         batch_size=16,
         patience=epochs,
+        members=1,
         activate=True,
         stdout=io.StringIO(),
     )

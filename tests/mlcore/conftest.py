@@ -14,7 +14,7 @@ from django.core.management import call_command
 from mlcore import services
 from tests.mlcore.synthetic import write_dataset
 
-FAST = {"image_size": 75, "epochs": 2, "batch_size": 16, "verbosity": 0}
+FAST = {"image_size": 75, "epochs": 2, "batch_size": 16, "members": 1, "verbosity": 0}
 
 
 def train(*folders, **options) -> str:
@@ -27,12 +27,12 @@ def train(*folders, **options) -> str:
 
 def train_three_classes(root: Path, name: str) -> tuple[Path, Path]:
     """COVID and NORMAL in one folder, OTHER_PNEUMONIA (spelt "pneumonia") in another, the split drawn by
-    its own seed (7); returns the folders."""
+    its own seed (7), read by the mean of two networks; returns the folders."""
     first = write_dataset(root / "dev", per_class=18, patients_per_class=9, sources=("site-a",))
     second = write_dataset(
         root / "other", per_class=18, patients_per_class=9, folders={"OTHER_PNEUMONIA": "pneumonia"}, seed=1
     )
-    train(first, second, name=name, split_seed=7)
+    train(first, second, name=name, split_seed=7, members=2)
     return first, second
 
 

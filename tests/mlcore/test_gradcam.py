@@ -93,3 +93,29 @@ def test_a_squashed_versions_map_covers_the_whole_picture():
     assert heatmap.shape == (224, 224)
     assert abs(row - 101.5 * 300 / 224) <= 2
     assert abs(col - 133.5 * 150 / 224) <= 2
+
+
+def test_an_ensemble_is_read_as_its_networks_mean_with_the_first_networks_gate_features():
+    """One pass over an ensemble: the members' mean probabilities and maps, the gate's features from the
+    network the gate is fitted on (the first)."""
+    keras = pytest.importorskip("keras")
+    from mlcore.core.gradcam import readout_function
+    from mlcore.core.model import ModelConfig, build_network, combine_members
+
+    networks = []
+    for seed in (3, 4):
+        keras.utils.set_random_seed(seed)
+        networks.append(build_network(ModelConfig(num_classes=3, image_size=139)).model)
+    batch = np.random.default_rng(5).random((2, 139, 139, 3), dtype=np.float32)
+    alone = [
+        [np.asarray(part) for part in readout_function(n, positive_index=0, image_size=139)(batch)] for n in networks
+    ]
+
+    probabilities, gate_features, cams = readout_function(combine_members(networks), positive_index=0, image_size=139)(
+        batch
+    )
+
+    np.testing.assert_allclose(probabilities, (alone[0][0] + alone[1][0]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gate_features, alone[0][1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cams, (alone[0][2] + alone[1][2]) / 2, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(alone[0][2], alone[1][2])  # the maps differ, so the mean is a real one

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from mlcore.core.model import ModelConfig, WeightsError, build_network, fine_tune_layers, summarize
+from mlcore.core.model import (
+    ModelConfig,
+    WeightsError,
+    build_network,
+    combine_members,
+    ensemble_members,
+    fine_tune_layers,
+    summarize,
+)
 
 keras = pytest.importorskip("keras")
 
@@ -114,3 +122,43 @@ def test_imagenet_weights_that_cannot_be_downloaded_name_the_alternatives(monkey
     assert "--weights none" in message
     assert "--weights /path/to/that/file" in message
     assert "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+
+
+def _seeded_networks(count: int, *, num_classes: int = 3) -> list:
+    networks = []
+    for seed in range(count):
+        keras.utils.set_random_seed(seed)
+        networks.append(build_network(ModelConfig(num_classes=num_classes, **SMALL)).model)
+    return networks
+
+
+def test_one_network_is_stored_as_it_always_was():
+    network = _seeded_networks(1)[0]
+
+    assert combine_members([network]) is network
+    assert ensemble_members(network) == [network]
+    assert summarize(network)["members"] == 1
+
+
+def test_an_ensemble_outputs_its_networks_mean_and_finds_them_again_after_loading(tmp_path):
+    from mlcore.core.training import positive_class_auc
+
+    networks = _seeded_networks(2)
+    networks[0].compile(loss="categorical_crossentropy", metrics=[positive_class_auc(0)])  # as training leaves it
+    batch = np.random.default_rng(2).random((3, 75, 75, 3), dtype=np.float32)
+    expected = (np.asarray(networks[0](batch)) + np.asarray(networks[1](batch))) / 2
+
+    combine_members(networks).save(tmp_path / "ensemble.keras")
+    loaded = keras.saving.load_model(tmp_path / "ensemble.keras", compile=False)
+
+    np.testing.assert_allclose(np.asarray(loaded(batch, training=False)), expected, rtol=1e-5, atol=1e-6)
+    members = ensemble_members(loaded)
+    assert [member.name for member in members] == ["member_0", "member_1"]
+    np.testing.assert_allclose(np.asarray(members[1](batch)), np.asarray(networks[1](batch)), rtol=1e-5, atol=1e-6)
+    assert summarize(loaded)["members"] == 2
+    assert summarize(loaded)["output_classes"] == 3
+
+
+def test_an_empty_ensemble_is_an_error():
+    with pytest.raises(ValueError, match="at least one network"):
+        combine_members([])

@@ -228,6 +228,47 @@ def test_three_classes_from_two_folders_train_one_version(trained, stored_run):
 
 
 @pytest.mark.xdist_group("stored-run")
+def test_an_ensemble_is_one_stored_model_whose_readings_are_its_networks_mean(trained, stored_run, staff_client):
+    """Version ``three`` was trained with ``--members 2``: one file, read like any other, and the staff pages
+    say what it is."""
+    import keras
+
+    from mlcore.core.model import ensemble_members
+    from mlcore.core.predictor import Predictor
+    from mlcore.core.preprocessing import PreprocessingSpec
+
+    version = ModelVersion.objects.get(name="three")
+    assert version.hyperparameters["members"] == 2
+    assert version.model_summary["members"] == 2
+    assert set(version.history["member"]) == {0, 1}
+    assert len(version.history["member"]) == len(version.history["loss"])
+    assert len(version.history["member_best_epochs"]) == 2
+    model = keras.saving.load_model(version.model_file.path, compile=False)
+    images = np.random.default_rng(3).random((4, 75, 75, 3), dtype=np.float32)
+    networks = [np.asarray(member(images, training=False)) for member in ensemble_members(model)]
+    assert len(networks) == 2
+    assert not np.allclose(networks[0], networks[1])
+    predictor = Predictor(
+        version.model_file.path,
+        class_names=version.class_names,
+        positive_class=version.positive_class,
+        threshold=version.threshold,
+        preprocessing=PreprocessingSpec.from_stored(version.preprocessing),
+    )
+    raw = [readout.reading.raw_probability for readout in predictor.read(images)]
+    np.testing.assert_allclose(raw, (networks[0][:, 0] + networks[1][:, 0]) / 2, rtol=1e-5, atol=1e-6)
+
+    page = staff_client.get(reverse("admin:mlcore_modelversion_change", args=[version.pk])).content.decode()
+    assert "<th>network</th><th>epoch</th>" in page
+    assert "Best epoch of each network:" in page
+    card = staff_client.get(reverse("admin:mlcore_modelversion_card", args=[version.pk])).content.decode()
+    assert "InceptionV3, 75x75 px input, trained from scratch; the mean of 2 networks&#x27; probabilities" in card
+    single = ModelVersion.objects.get(name="tiny")
+    card = staff_client.get(reverse("admin:mlcore_modelversion_card", args=[single.pk])).content.decode()
+    assert "InceptionV3, 75x75 px input, trained from scratch</td>" in card
+
+
+@pytest.mark.xdist_group("stored-run")
 def test_the_split_seed_draws_the_split_and_is_recorded(trained, stored_run):
     version = ModelVersion.objects.get(name="three")
     dataset = discover_dataset(list(stored_run.three_class_folders))
@@ -238,7 +279,7 @@ def test_the_split_seed_draws_the_split_and_is_recorded(trained, stored_run):
         split = split_dataset(labels, patients, seed=seed).as_dict()
         return split_membership([item.path for item in dataset.items], split, dataset.roots)
 
-    assert version.provenance["seeds"] == {"training": 42, "split": 7}
+    assert version.provenance["seeds"] == {"training": 42, "split": 7, "networks": [42, 142]}
     assert version.hyperparameters["split_seed"] == 7
     assert version.provenance["data"]["splits"] == membership(7)
     assert membership(7) != membership(42)

@@ -269,3 +269,106 @@ def test_the_seed_fixes_the_initial_weights(tmp_path, monkeypatch):
     for a, b in zip(one, same, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(one, other, strict=True))
+
+
+def _outcome(*, interrupted: bool = False, epochs: int = 2, best: int = 1) -> training.TrainingOutcome:
+    return training.TrainingOutcome(
+        history={
+            "loss": [1.0] * epochs,
+            "accuracy": [0.5] * epochs,
+            "val_loss": [1.0] * epochs,
+            "val_accuracy": [0.5] * epochs,
+            "val_auc": [0.5] * epochs,
+            "phase": ["full"] * epochs,
+        },
+        best_epoch=best,
+        interrupted=interrupted,
+        wall_time_seconds=10.0,
+        images_seen=100 * epochs,
+        phase_seconds={"full": 10.0},
+    )
+
+
+def test_an_ensembles_outcome_keeps_every_networks_epochs_and_best_epoch():
+    combined = training.ensemble_outcome([_outcome(epochs=2, best=1), _outcome(epochs=3, best=0)])
+
+    assert combined.history["member"] == [0, 0, 1, 1, 1]
+    assert len(combined.history["loss"]) == len(combined.history["phase"]) == 5
+    assert combined.best_epoch == 1
+    assert combined.member_best_epochs == [1, 0]
+    assert combined.wall_time_seconds == 20.0
+    assert combined.images_seen == 500
+    assert combined.phase_seconds == {"full": 20.0}
+    single = _outcome()
+    assert training.ensemble_outcome([single]) is single
+
+
+def _ensemble_options(*, seed: int, members: int) -> pipeline.RunOptions:
+    return pipeline.RunOptions(
+        model=ModelConfig(image_size=75),
+        training=TrainingConfig(seed=seed, batch_size=8),
+        preprocessing=PreprocessingSpec(image_size=75),
+        validation_fraction=0.25,
+        test_fraction=0.25,
+        class_aliases=parse_class_aliases(None),
+        members=members,
+    )
+
+
+@pytest.mark.training
+def test_each_network_of_an_ensemble_is_seeded_before_it_is_built_the_first_as_a_single_run(tmp_path, monkeypatch):
+    data = write_dataset(tmp_path / "data", per_class=8, patients_per_class=8)
+    built, seeds = [], []
+
+    class Captured(Exception):
+        pass
+
+    def capture(parts, *, config, **kwargs):
+        built.append([w.copy() for w in parts.model.get_weights()[:4]])
+        seeds.append(config.seed)
+        if len(built) in (2, 3):  # the ensemble's second network, then the single run: enough seen
+            raise Captured
+        return _outcome()
+
+    monkeypatch.setattr(pipeline, "train_network", capture)
+
+    with pytest.raises(Captured):
+        pipeline.train_from_folder(data, _ensemble_options(seed=1, members=2), tmp_path / "a", log=lambda _: None)
+    with pytest.raises(Captured):
+        pipeline.train_from_folder(data, _ensemble_options(seed=1, members=1), tmp_path / "b", log=lambda _: None)
+
+    first, second, single = built
+    assert seeds == [1, 101, 1]
+    for a, b in zip(first, single, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+@pytest.mark.training
+def test_ctrl_c_during_a_later_network_keeps_and_evaluates_the_finished_ones(tmp_path, monkeypatch):
+    data = write_dataset(tmp_path / "data", per_class=12, patients_per_class=12)
+    seeds = []
+
+    def interrupted_third(parts, *, config, **kwargs):
+        seeds.append(config.seed)
+        return _outcome(interrupted=len(seeds) == 3)
+
+    monkeypatch.setattr(pipeline, "train_network", interrupted_third)
+    messages = []
+
+    run = pipeline.train_from_folder(data, _ensemble_options(seed=5, members=4), tmp_path / "w", log=messages.append)
+
+    assert seeds == [5, 105, 205]
+    assert run.model_summary["members"] == 2
+    assert run.hyperparameters["members"] == 4
+    assert not run.outcome.interrupted
+    assert run.outcome.history["member"] == [0, 0, 1, 1]
+    assert run.test_metrics["auc"] is not None
+    assert run.threshold is not None
+    assert run.provenance["seeds"]["networks"] == [5, 105, 205, 305]
+    assert any("Keeping the 2 finished network(s); network 3 is dropped." in m for m in messages)
+
+
+def test_an_ensemble_of_no_networks_is_refused_before_anything_runs():
+    with pytest.raises(ValueError, match="at least one network"):
+        _ensemble_options(seed=1, members=0)

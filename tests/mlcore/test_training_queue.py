@@ -77,7 +77,15 @@ def test_queue_creates_a_queued_version_and_sends_its_id_and_typed_options(
 
     with django_capture_on_commit_callbacks(execute=True):
         call_command(
-            "train_model", "--queue", "--clahe", data=str(data), image_size=75, epochs=3, name="later", stdout=out
+            "train_model",
+            "--queue",
+            "--clahe",
+            data=str(data),
+            image_size=75,
+            epochs=3,
+            members=2,
+            name="later",
+            stdout=out,
         )
 
     version = ModelVersion.objects.get(name="later")
@@ -90,10 +98,12 @@ def test_queue_creates_a_queued_version_and_sends_its_id_and_typed_options(
     assert arguments["data_dir"] == str(data)
     options = RunOptions.from_dict(arguments["options"])
     assert options.training.epochs == 3
+    assert options.members == 2
     assert options.training.augmentation.vertical_flip is False
     assert options.preprocessing.image_size == 75
     assert options.preprocessing.equalization == "clahe"
     assert version.hyperparameters["training"]["epochs"] == 3
+    assert version.hyperparameters["members"] == 2
     assert version.preprocessing["equalization"] == "clahe"
 
 
@@ -277,6 +287,7 @@ def test_a_long_training_run_does_not_delay_diagnoses_and_a_killed_worker_fails_
             epochs=40,
             patience=100,
             batch_size=16,
+            members=1,
             name="queued-run",
             stdout=out,
         )

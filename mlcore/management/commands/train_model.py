@@ -105,6 +105,13 @@ class Command(BaseCommand):
             "and differ only in initial weights, shuffling and augmentation.",
         )
         training.add_argument(
+            "--members",
+            type=int,
+            default=3,
+            help="Networks trained on the same split (seeds --seed, --seed+100, ...) whose mean probabilities are "
+            "the reading; 1 trains a single network.",
+        )
+        training.add_argument(
             "--no-feature-cache",
             action="store_true",
             help="Run the frozen base every epoch in the head phase (slow; for comparison).",
@@ -203,6 +210,7 @@ class Command(BaseCommand):
                 band_max_error=opts["band_max_error"],
                 refuse_examples=opts["refuse_examples"],
                 split_seed=opts["split_seed"],
+                members=opts["members"],
             )
             if opts["queue"]:
                 self._queue(opts, options)
