@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from mlcore.core.dataset import binarize, discover_dataset, load_images, split_dataset
-from mlcore.core.model import ModelConfig, build_network
+from mlcore.core.gradcam import readout_function, run_readout
+from mlcore.core.model import ModelConfig, build_network, ensemble_members
 from mlcore.core.preprocessing import PreprocessingSpec
 from mlcore.core.training import AugmentationConfig, TrainingConfig, train_network
 
@@ -99,6 +100,12 @@ def _throughput(run, images: np.ndarray, batch: int) -> float:
     return len(images) / (time.perf_counter() - started)
 
 
+def _reading_pass(model, positive_index: int, image_size: int):
+    """The worker's fused pass as a probabilities function (its gate features and maps are computed, then dropped)."""
+    readout = readout_function(model, positive_index=positive_index, image_size=image_size)
+    return lambda batch: run_readout(readout, batch, batch_size=len(batch))[0]
+
+
 def _summary(timings: list[float]) -> dict:
     ordered = sorted(timings)
     return {
@@ -124,16 +131,26 @@ def benchmark_inference(
     """Every inference path on the same preprocessed images, in one process, one after another.
 
     naive: ``model.predict`` on one image per call (the original project). project: the worker's
-    ``Predictor`` (a traced function called directly). tflite-*: the TFLite exports.
+    ``Predictor`` (a traced function called directly). reading pass: what the worker runs per scan,
+    probabilities with the gate's features and Grad-CAM in one traced function; for an ensemble, also
+    its first network alone, so the cost of the other networks is measured in the same run.
+    tflite-*: the TFLite exports.
     """
     from sklearn.metrics import roc_auc_score
 
     from mlcore.core.tflite import TFLitePredictor
 
+    size = latency_images.shape[1]
+    networks = ensemble_members(model)
     paths = {
         "naive model.predict": lambda batch: model.predict(batch, verbose=0),
         "project (Keras, direct call)": predictor.probabilities,
+        f"reading pass ({len(networks)} network{'s' if len(networks) > 1 else ''})": _reading_pass(
+            model, positive_index, size
+        ),
     }
+    if len(networks) > 1:
+        paths["reading pass (first network alone)"] = _reading_pass(networks[0], positive_index, size)
     for quantization, content in tflite_models.items():
         paths[f"tflite {quantization}"] = TFLitePredictor(content, threads=threads).probabilities
     results = {}

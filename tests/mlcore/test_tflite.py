@@ -103,5 +103,5 @@ def test_benchmark_command_runs_every_path_on_the_same_images(make_version, data
     call_command("benchmark_inference", data=str(dataset), latency_images=3, throughput_images=8, stdout=out)
 
     table = out.getvalue()
-    for row in ("naive model.predict", "project (Keras, direct call)", "tflite float32"):
+    for row in ("naive model.predict", "project (Keras, direct call)", "reading pass (1 network)", "tflite float32"):
         assert row in table
