@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mlcore.core.classes import display_name
 from mlcore.core.evaluation import single_class_sources
+from mlcore.core.gate import VIEW_CHECK_NOT_FITTED
 from mlcore.models import ModelVersion
 from mlcore.reporting import INTERNAL_WARNING, confounding_text
 from mlcore.selectors import evaluation_best_evidence
@@ -173,6 +174,8 @@ def _limits(version: ModelVersion, evidence) -> list[str]:
         )
     if not version.reliability:
         limits.append("Trained before calibration, the indeterminate band and the input gate existed.")
+    elif not ((version.reliability.get("gate") or {}).get("view_check") or {}).get("fitted"):
+        limits.append(f"View check: {VIEW_CHECK_NOT_FITTED}")
     if not version.shortcut_audit:
         limits.append("No shortcut audit recorded: how much the model adds over pixel or source baselines is unknown.")
     code = (version.provenance or {}).get("code") or {}

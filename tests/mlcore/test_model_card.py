@@ -154,6 +154,18 @@ def test_a_dirty_tree_is_a_known_limit(staff_client, new_version):
     assert "Trained from code that differs from any commit" in html
 
 
+def test_a_gate_without_a_view_check_is_a_known_limit_and_one_with_it_is_not(staff_client, new_version):
+    new_version.reliability = {"gate": {"view_check": {"fitted": False}}}
+    new_version.save()
+
+    assert "headerless lateral views are not caught by the image check" in card(staff_client, new_version)
+
+    new_version.reliability = {"gate": {"view_check": {"fitted": True, "examples": {"LATERAL": 14}}}}
+    new_version.save()
+
+    assert "headerless lateral views are not caught" not in card(staff_client, new_version)
+
+
 def test_anonymous_users_are_sent_to_sign_in(client, new_version):
     response = client.get(card_url(new_version))
 
