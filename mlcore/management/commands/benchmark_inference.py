@@ -54,12 +54,12 @@ class Command(VersionCommand):
             log=self.stdout.write,
         )
         self.stdout.write(
-            f"{'path':32} {'b1 median':>10} {'b1 p95':>8} {'x naive':>8} {'b8 img/s':>9} {'b32 img/s':>9} {'AUC':>7}"
+            f"{'path':36} {'b1 median':>10} {'b1 p95':>8} {'x naive':>8} {'b8 img/s':>9} {'b32 img/s':>9} {'AUC':>7}"
         )
         for name, entry in results.items():
             b1 = entry["batch_1"]
             self.stdout.write(
-                f"{name:32} {b1['median_ms']:8.1f}ms {b1['p95_ms']:6.1f}ms {b1['ratio_to_naive']:8.2f} "
+                f"{name:36} {b1['median_ms']:8.1f}ms {b1['p95_ms']:6.1f}ms {b1['ratio_to_naive']:8.2f} "
                 f"{entry.get('throughput_batch_8', float('nan')):9.1f} "
                 f"{entry.get('throughput_batch_32', float('nan')):9.1f} {entry.get('auc', float('nan')):7.4f}"
             )
