@@ -145,8 +145,8 @@ def benchmark_inference(
     paths = {
         "naive model.predict": lambda batch: model.predict(batch, verbose=0),
         "project (Keras, direct call)": predictor.probabilities,
-        f"reading pass ({len(networks)} network{'s' if len(networks) > 1 else ''})": _reading_pass(
-            model, positive_index, size
+        f"reading pass ({len(networks)} network{'s' if len(networks) > 1 else ''})": (
+            predictor.reading_pass_probabilities
         ),
     }
     if len(networks) > 1:

@@ -141,6 +141,11 @@ class Predictor:
             for row, check, cam in zip(raw, checks, cams, strict=True)
         ]
 
+    def reading_pass_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Raw probabilities through the reading pass ``read`` runs (gate features and maps computed, then
+        dropped): what a scan costs in the network, for benchmarks."""
+        return run_readout(self._readout, images, batch_size=self.max_batch)[0]
+
     def reading(self, raw: np.ndarray) -> Reading:
         calibrated = apply_temperature(raw, self.reliability.temperature)
         probabilities = {name: float(p) for name, p in zip(self.class_names, calibrated, strict=True)}

@@ -17,7 +17,6 @@ def test_an_ensemble_is_timed_beside_its_first_network_in_the_same_run(tmp_path)
         keras.utils.set_random_seed(seed)
         networks.append(build_network(ModelConfig(image_size=75)).model)
     combine_members(networks).save(tmp_path / "ensemble.keras")
-    model = keras.saving.load_model(tmp_path / "ensemble.keras", compile=False)
     predictor = Predictor(
         tmp_path / "ensemble.keras",
         class_names=["COVID", "NORMAL"],
@@ -25,14 +24,14 @@ def test_an_ensemble_is_timed_beside_its_first_network_in_the_same_run(tmp_path)
         threshold=0.5,
         preprocessing=PreprocessingSpec(image_size=75),
     )
-    images = np.random.default_rng(0).random((12, 75, 75, 3), dtype=np.float32)
-    labels = np.array([0, 1] * 6)
+    images = np.random.default_rng(0).random((8, 75, 75, 3), dtype=np.float32)
+    labels = np.array([0, 1] * 4)
 
     results = benchmark_inference(
-        model=model,
+        model=predictor.model,
         predictor=predictor,
         tflite_models={},
-        latency_images=images[:4],
+        latency_images=images[:2],
         throughput_images=images,
         auc_images=images,
         auc_labels=labels,
