@@ -47,7 +47,7 @@ def readout_function(model, *, positive_index: int, image_size: int):
 
     @tf.function(input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)])
     def readout(images):
-        probabilities, cams, gate_features = [], [], None
+        probabilities, cams, middles = [], [], []
         for inner, log_odds in members:
             with tf.GradientTape() as tape:
                 activations, features, member_probabilities, middle = inner(images, training=False)
@@ -57,10 +57,10 @@ def readout_function(model, *, positive_index: int, image_size: int):
             weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
             cams.append(tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1)))
             probabilities.append(member_probabilities)
-            if gate_features is None:
-                gate_features = tf.concat(
-                    [tf.reduce_mean(middle, axis=(1, 2)), tf.math.reduce_std(middle, axis=(1, 2))], 1
-                )
+            middles.append(middle)
+        gate_features = tf.concat(
+            [tf.reduce_mean(middles[0], axis=(1, 2)), tf.math.reduce_std(middles[0], axis=(1, 2))], 1
+        )
         return keras.ops.mean(keras.ops.stack(probabilities), axis=0), gate_features, tf.reduce_mean(cams, axis=0)
 
     return readout

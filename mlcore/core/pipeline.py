@@ -251,9 +251,10 @@ def train_from_folder(
     work_dir.mkdir(parents=True, exist_ok=True)
     network, outcome = _train_members(
         options,
-        images=images,
-        y=y,
-        split=split,
+        x_train=images[split.train],
+        y_train=y[split.train],
+        x_val=images[split.validation],
+        y_val=y[split.validation],
         sources=[items[i].source for i in split.train],
         positive_index=positive_index,
         log=log,
@@ -348,16 +349,18 @@ def train_from_folder(
 def _train_members(
     options: RunOptions,
     *,
-    images: np.ndarray,
-    y: np.ndarray,
-    split: Split,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
     sources: list,
     positive_index: int,
     log: Callable[[str], None],
     verbose: int,
     on_epoch: Callable[[int, dict], None] | None,
 ):
-    """``options.members`` networks on the same split, one after another, each seeded before it is built
+    """``options.members`` networks on the same split (its arrays taken once), one after another, each
+    seeded before it is built
     -> (one model whose output is their mean, their outcome as one). Ctrl-C during a later network keeps
     the finished ones and drops the interrupted one; during the first it keeps that network's best
     weights, unevaluated, as a one-network run always has."""
@@ -372,10 +375,10 @@ def _train_members(
             parts.base.trainable = False
         outcome = train_network(
             parts,
-            x_train=images[split.train],
-            y_train=y[split.train],
-            x_val=images[split.validation],
-            y_val=y[split.validation],
+            x_train=x_train,
+            y_train=y_train,
+            x_val=x_val,
+            y_val=y_val,
             config=replace(options.training, seed=seed),
             pretrained=pretrained,
             black=options.preprocessing.black,
